@@ -105,33 +105,35 @@ auto entries() {
       make(lux::identity{}, reference([](LD x) { return x; }, [](LD) { return LD(1); })),
       make(lux::relu{}, reference([](LD x) { return x > 0 ? x : LD(0); },
                                   [](LD x) { return x > 0 ? LD(1) : LD(0); }, {0})),
-      make(lux::relu6{},
-           reference([](LD x) { return std::min<LD>(std::max<LD>(x, 0), 6); },
-                     [](LD x) { return x > 0 && x < 6 ? LD(1) : LD(0); }, {0, 6})),
+      make(lux::relu6{}, reference([](LD x) { return std::min<LD>(std::max<LD>(x, 0), 6); },
+                                   [](LD x) { return x > 0 && x < 6 ? LD(1) : LD(0); }, {0, 6})),
       // The parameters are doubles: the function is that of the double nearest 0.01 / 0.2.
       make(lux::leakyrelu{}, reference([](LD x) { return x > 0 ? x : LD(0.01) * x; },
                                        [](LD x) { return x > 0 ? LD(1) : LD(0.01); }, {0})),
-      make(lux::leakyrelu{0.2}, reference([](LD x) { return x > 0 ? x : LD(0.2) * x; },
-                                          [](LD x) { return x > 0 ? LD(1) : LD(0.2); }, {0}),
+      make(lux::leakyrelu{0.2},
+           reference([](LD x) { return x > 0 ? x : LD(0.2) * x; },
+                     [](LD x) { return x > 0 ? LD(1) : LD(0.2); }, {0}),
            "leakyrelu(a=0.2)"),
       make(lux::elu{}, reference([](LD x) { return x > 0 ? x : std::expm1(x); },
                                  [](LD x) { return x > 0 ? LD(1) : std::exp(x); }, {0})),
-      make(lux::elu{1.5}, reference([](LD x) { return x > 0 ? x : 1.5L * std::expm1(x); },
-                                    [](LD x) { return x > 0 ? LD(1) : 1.5L * std::exp(x); }, {0}),
+      make(lux::elu{1.5},
+           reference([](LD x) { return x > 0 ? x : 1.5L * std::expm1(x); },
+                     [](LD x) { return x > 0 ? LD(1) : 1.5L * std::exp(x); }, {0}),
            "elu(alpha=1.5)"),
       make(lux::selu{},
-           reference([](LD x) { return kSeluLambda * (x > 0 ? x : kSeluAlpha * std::expm1(x)); },
-                     [](LD x) { return x > 0 ? kSeluLambda : kSeluLambda * kSeluAlpha * std::exp(x); },
-                     {0})),
+           reference(
+               [](LD x) { return kSeluLambda * (x > 0 ? x : kSeluAlpha * std::expm1(x)); },
+               [](LD x) { return x > 0 ? kSeluLambda : kSeluLambda * kSeluAlpha * std::exp(x); },
+               {0})),
       // 0.5x(1 + tanh z) written as x σ(2z) and Φ(x) = (1 + erf(x/√2))/2 as erfc(-x/√2)/2:
       // the literal forms cancel catastrophically for x << 0 even in long double. The
       // literal forms themselves are checked in "gelu and gelu_erf are NNlib's formulas".
-      make(lux::gelu{},
-           reference([=](LD x) { return x * sig(2 * gelu_z(x)); },
-                     [=](LD x) {
-                       const LD z = gelu_z(x);
-                       return sig(2 * z) + x * sig(2 * z) * sig(-2 * z) * 2 * c * (1 + 3 * a * x * x);
-                     })),
+      make(lux::gelu{}, reference([=](LD x) { return x * sig(2 * gelu_z(x)); },
+                                  [=](LD x) {
+                                    const LD z = gelu_z(x);
+                                    return sig(2 * z) + x * sig(2 * z) * sig(-2 * z) * 2 * c *
+                                                            (1 + 3 * a * x * x);
+                                  })),
       make(lux::gelu_erf{},
            reference([](LD x) { return x / 2 * std::erfc(-x / std::sqrt(LD(2))); },
                      [](LD x) {
@@ -171,7 +173,9 @@ auto entries() {
       // NNlib's sigmoid_fast: σ, then 1 for x > 40 and 0 for x < -80; its derivative is the
       // exact σ' expressed in y, i.e. 0 where y was clamped.
       make(lux::sigmoid_fast{},
-           reference([](LD x) { return x > 40 ? LD(1) : x < -80 ? LD(0) : sig(x); },
+           reference([](LD x) { return x > 40    ? LD(1)
+                                       : x < -80 ? LD(0)
+                                                 : sig(x); },
                      [](LD x) { return x > 40 || x < -80 ? LD(0) : dsig(x); })),
       make(lux::tanh_fast{}, reference([](LD x) { return std::tanh(x); }, sech2).with_value_k(8)));
 }
@@ -189,12 +193,11 @@ void for_each_entry(Fn&& fn_) {
 // Large magnitudes, signed zeros, tiny values, points at and around every kink (0, ±1, ±3, 6),
 // around the switch points of the fast approximations, and a dense sweep of [-11.1, 11.1].
 std::vector<double> grid() {
-  std::vector<double> g = {0.0,  -0.0,  1e-30, -1e-30, 1e-8, -1e-8, 1e-3,   -1e-3,  0.1,
-                           -0.1, 0.13,  -0.13, 0.5,    -0.5, 1,     -1,     2,      -2,
-                           2.5,  -2.5,  3,     -3,     3.5,  -3.5,  5,      -5,     6,
-                           -6,   6.5,   -6.5,  8,      -8,   8.2,   -8.2,   10,     -10,
-                           20,   -20,   30.5,  -30.5,  41,   -41,   50,     -50,    81,
-                           -81,  100,   -100,  1e4,    -1e4};
+  std::vector<double> g = {0.0,  -0.0,  1e-30, -1e-30, 1e-8, -1e-8, 1e-3, -1e-3, 0.1,  -0.1,
+                           0.13, -0.13, 0.5,   -0.5,   1,    -1,    2,    -2,    2.5,  -2.5,
+                           3,    -3,    3.5,   -3.5,   5,    -5,    6,    -6,    6.5,  -6.5,
+                           8,    -8,    8.2,   -8.2,   10,   -10,   20,   -20,   30.5, -30.5,
+                           41,   -41,   50,    -50,    81,   -81,   100,  -100,  1e4,  -1e4};
   for (double k : {0.0, 1.0, -1.0, 3.0, -3.0, 6.0})
     for (double d : {1e-3, -1e-3}) g.push_back(k + d);
   for (int i = -300; i <= 300; ++i) g.push_back(0.037 * i);
@@ -276,9 +279,8 @@ void check_against_reference(const E& e, LD max_abs_x = 1e300L) {
     const T y = e.f(x);
     const LD want = e.r.f(xl);
     const LD kv = condition(e.r.f, e.r.df, xl);
-    tv(close(y, want, e.r.value_k * eps<T>() * (1 + kv),
-             std::numeric_limits<T>::min()),
-       xl, y, want);
+    tv(close(y, want, e.r.value_k * eps<T>() * (1 + kv), std::numeric_limits<T>::min()), xl, y,
+       want);
 
     if (near_kink(e.r, xl, 0)) continue;  // f' undefined; NNlib's choice is tested separately
     // For an output-form rule this is the output-form derivative evaluated at y = f(x)
@@ -314,8 +316,7 @@ TEST_CASE("activations: long double element type", "[activations]") {
         1e-18L);
 }
 
-TEST_CASE("activations: derivatives match central finite differences (double)",
-          "[activations]") {
+TEST_CASE("activations: derivatives match central finite differences (double)", "[activations]") {
   for_each_entry([](const auto& e) {
     tally t{e.label + " finite difference"};
     for (double x : grid()) {
@@ -365,8 +366,8 @@ void check_simd(const E& e) {
     const LD k = e.r.simd_k(x, std::is_same_v<T, float>);
     const LD tiny = 1e3L * std::numeric_limits<T>::min() * (1 + std::fabs(LD(x)));
     tv(close(ys[i], y, k * eps<T>() * (1 + kv), tiny), x, ys[i], y);
-    td(close(ds[i], d, 2 * k * eps<T>() * (1 + kd), from_output ? 8 * eps<T>() : tiny), x,
-       ds[i], d);
+    td(close(ds[i], d, 2 * k * eps<T>() * (1 + kd), from_output ? 8 * eps<T>() : tiny), x, ds[i],
+       d);
   }
   tv.done();
   td.done();
@@ -430,7 +431,7 @@ TEST_CASE("activations: derivatives at kinks follow NNlib's rules", "[activation
   CHECK(lux::relu6{}.derivative(lux::relu6{}(6.0)) == 0.0);
   CHECK(lux::leakyrelu{}.derivative(lux::leakyrelu{}(0.0)) == 0.01);
   CHECK(lux::leakyrelu{0.2}.derivative(lux::leakyrelu{0.2}(0.0f)) == 0.2f);
-  CHECK(lux::elu{}.derivative(lux::elu{}(0.0)) == 1.0);   // x >= 0 branch
+  CHECK(lux::elu{}.derivative(lux::elu{}(0.0)) == 1.0);  // x >= 0 branch
   CHECK(lux::elu{}.derivative(lux::elu{}(-0.0)) == 1.0);
   CHECK(lux::elu{2}.derivative(lux::elu{2}(0.0)) == 1.0);  // not y + α = 2
   CHECK(lux::elu{0.5}.derivative(lux::elu{0.5}(0.0f)) == 1.0f);
@@ -459,8 +460,8 @@ TEST_CASE("activations: gelu and gelu_erf are NNlib's formulas", "[activations]"
     if (x < -3 || x > 50) continue;
     const double z = lambda * (x + 0.044715 * x * x * x), om = std::tanh(z);
     const double g = x / 2 * (1 + om);
-    const double dg = (1 + om) / 2 + x * lambda * (0.08943 * x * x + 1 + 0.044715 * x * x) *
-                                         (1 - om * om) / 2;
+    const double dg =
+        (1 + om) / 2 + x * lambda * (0.08943 * x * x + 1 + 0.044715 * x * x) * (1 - om * om) / 2;
     CHECK(lux::gelu{}(x) == Approx(g).epsilon(1e-13).margin(1e-300));
     CHECK(lux::gelu{}.derivative(x) == Approx(dg).epsilon(1e-12).margin(1e-300));
     const double phi = (1 + std::erf(x / std::sqrt(2.0))) / 2;
@@ -649,8 +650,8 @@ TEST_CASE("activations: a user number type as element type", "[activations]") {
       const double yw = fast ? std::tanh(x) : e.f(x);
       const double dw = fast ? lux::tanh_{}.derivative(yw) : lux::derivative_at(e.f, x, yw);
       const LD kv = condition(e.r.f, e.r.df, x), kd = condition_d(e.r, x);
-      tv(close(y.v, yw, 2 * eps<double>() * (1 + kv), std::numeric_limits<double>::min()), x,
-         y.v, yw);
+      tv(close(y.v, yw, 2 * eps<double>() * (1 + kv), std::numeric_limits<double>::min()), x, y.v,
+         yw);
       td(close(d.v, dw, 4 * eps<double>() * (1 + kd),
                from_output ? 4 * eps<double>() : std::numeric_limits<double>::min()),
          x, d.v, dw);
@@ -669,10 +670,10 @@ template <class T>
 LD ulp_error(T got, LD want) {
   const int digits = std::numeric_limits<T>::digits;
   const LD w = std::fabs(want);
-  const LD ulp = w == 0 ? LD(std::numeric_limits<T>::denorm_min())
-                        : std::ldexp(LD(1), std::max(std::ilogb(w) + 1 - digits,
-                                                     std::numeric_limits<T>::min_exponent -
-                                                         digits));
+  const LD ulp = w == 0
+                     ? LD(std::numeric_limits<T>::denorm_min())
+                     : std::ldexp(LD(1), std::max(std::ilogb(w) + 1 - digits,
+                                                  std::numeric_limits<T>::min_exponent - digits));
   return std::fabs(LD(got) - want) / ulp;
 }
 
@@ -799,14 +800,12 @@ TEST_CASE("activations: error report", "[.report]") {
       const LD dw = e.r.df(x);
       const LD kd = condition_d(e.r, x);
       const T d = lux::derivative_at(e.f, x, y);
-      const LD dabs =
-          (from_output ? 8 * eps<T>() : std::numeric_limits<T>::min());
+      const LD dabs = (from_output ? 8 * eps<T>() : std::numeric_limits<T>::min());
       const LD ud = std::fabs(d - dw) / (eps<T>() * (1 + kd) * std::fabs(dw) + dabs);
       if (ud > wd) wd = ud, xdd = x;
     }
     std::printf("%-18s %-6s value %7.3f (x = %-9.4g)  derivative %7.3f (x = %.4g)\n",
-                e.label.c_str(), type_name<T>(), double(wv), double(xv), double(wd),
-                double(xdd));
+                e.label.c_str(), type_name<T>(), double(wv), double(xv), double(wd), double(xdd));
   };
   for_each_entry([&](const auto& e) {
     report(e, float{});

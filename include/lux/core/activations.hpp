@@ -141,8 +141,8 @@ inline constexpr bool is_packet_v<V, std::void_t<typename V::value_type, typenam
 // The type constants are written in before conversion to V: the element type when it is a
 // built-in floating type, else double (a user number type is built from a double).
 template <class V>
-using literal_t = std::conditional_t<std::is_floating_point_v<scalar_type_t<V>>,
-                                     scalar_type_t<V>, double>;
+using literal_t =
+    std::conditional_t<std::is_floating_point_v<scalar_type_t<V>>, scalar_type_t<V>, double>;
 
 /// The constant c as a V (a scalar, or a batch with c in every lane).
 template <class V, class C>
@@ -369,8 +369,7 @@ struct selu {
     using namespace detail::act;
     using std::expm1;
     using L = literal_t<V>;
-    return cst<V>(selu_lambda<L>) *
-           select(x > cst<V>(0), x, cst<V>(selu_alpha<L>) * expm1(x));
+    return cst<V>(selu_lambda<L>) * select(x > cst<V>(0), x, cst<V>(selu_alpha<L>) * expm1(x));
   }
   template <class V>
   [[nodiscard]] LUX_HOST_DEVICE constexpr V derivative(V y) const {
@@ -498,14 +497,14 @@ struct tanh_fast {
     if constexpr (approx && std::is_same_v<S, float>) {
       // Coefficients of NNlib.jl's tanh_fast(::Float32) (NNlib.jl#345, Remez.jl fit).
       const V x2 = x * x;
-      const V n = cst<V>(1.0f) +
-                  x2 * (cst<V>(0.1346604f) +
-                        x2 * (cst<V>(0.0035974074f) +
-                              x2 * (cst<V>(2.2332108e-5f) + x2 * cst<V>(1.587199e-8f))));
-      const V d = cst<V>(1.0f) +
-                  x2 * (cst<V>(0.4679937f) +
-                        x2 * (cst<V>(0.026262015f) +
-                              x2 * (cst<V>(0.0003453992f) + x2 * cst<V>(8.7767893e-7f))));
+      const V n =
+          cst<V>(1.0f) + x2 * (cst<V>(0.1346604f) +
+                               x2 * (cst<V>(0.0035974074f) +
+                                     x2 * (cst<V>(2.2332108e-5f) + x2 * cst<V>(1.587199e-8f))));
+      const V d =
+          cst<V>(1.0f) + x2 * (cst<V>(0.4679937f) +
+                               x2 * (cst<V>(0.026262015f) +
+                                     x2 * (cst<V>(0.0003453992f) + x2 * cst<V>(8.7767893e-7f))));
       const V sign = select(x < cst<V>(0), cst<V>(-1), cst<V>(1));
       return select(x2 >= cst<V>(66), sign, x * (n / d));  // NaN takes the rational branch
     } else if constexpr (approx && std::is_same_v<S, double>) {
@@ -516,12 +515,11 @@ struct tanh_fast {
       const V y = (e - cst<V>(1)) / (e + cst<V>(1));
       const V x2 = x * x;
       const V p =
-          x * (cst<V>(1.0) +
-               x2 * (cst<V>(-0.33333333333324583) +
-                     x2 * (cst<V>(0.13333333325511604) +
-                           x2 * (cst<V>(-0.05396823125794372) +
-                                 x2 * (cst<V>(0.02186660872609521) +
-                                       x2 * cst<V>(-0.008697141630499953))))));
+          x * (cst<V>(1.0) + x2 * (cst<V>(-0.33333333333324583) +
+                                   x2 * (cst<V>(0.13333333325511604) +
+                                         x2 * (cst<V>(-0.05396823125794372) +
+                                               x2 * (cst<V>(0.02186660872609521) +
+                                                     x2 * cst<V>(-0.008697141630499953))))));
       const V sign = select(x < cst<V>(0), cst<V>(-1), cst<V>(1));
       return select(x2 > cst<V>(900), sign, select(x2 < cst<V>(0.017), p, y));
     } else {
@@ -615,7 +613,7 @@ struct gelu {
     const V t = exp(-abs(u));
     const V r = cst<V>(1) / (cst<V>(1) + t);
     const V s = select(u >= cst<V>(0), r, t * r);  // σ(u)
-    const V ds = t * r * r;                         // σ(u) σ(-u), no cancellation
+    const V ds = t * r * r;                        // σ(u) σ(-u), no cancellation
     // Once t underflows the second term is 0; selecting it also keeps x·du·0 = inf·0 (x² may
     // overflow for huge finite x) from becoming NaN.
     return s + select(t > cst<V>(0), x * du * ds, cst<V>(0));
@@ -669,7 +667,7 @@ struct swish {
     const V t = exp(-abs(x));
     const V r = cst<V>(1) / (cst<V>(1) + t);
     const V s = select(x >= cst<V>(0), r, t * r);  // σ(x)
-    return s + x * (t * r * r);                      // t r² = σ(x) σ(-x)
+    return s + x * (t * r * r);                    // t r² = σ(x) σ(-x)
   }
 };
 using silu = swish;
