@@ -7,6 +7,7 @@
 #include "lux/core/device.hpp"
 #include "lux/core/eigen.hpp"
 #include "lux/core/error.hpp"
+#include "lux/core/named_tuple.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/random.hpp"
 #include "lux/core/shape.hpp"

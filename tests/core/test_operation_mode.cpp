@@ -31,8 +31,8 @@ struct both {
 // Compile-time checks: they are the test (a wrong trait fails the build).
 static_assert(same<lux::operation_mode_t<fcpu2>, lux::looped_op>);
 static_assert(same<lux::operation_mode_t<fcpu2, dview>, lux::looped_op>);
-static_assert(same<lux::operation_mode_t<const fcpu2&, lux::TensorView<const float, 1>>,
-                   lux::looped_op>);
+static_assert(
+    same<lux::operation_mode_t<const fcpu2&, lux::TensorView<const float, 1>>, lux::looped_op>);
 static_assert(same<lux::operation_mode_t<fcpu2, fstrided>, lux::generic_op>);
 static_assert(same<lux::operation_mode_t<ldcpu>, lux::generic_op>);
 static_assert(same<lux::operation_mode_t<lux::Tensor<int, 1>>, lux::generic_op>);

@@ -86,8 +86,9 @@ TEST_CASE("Tensor: generic element types", "[tensor]") {
 TEST_CASE("Tensor: bad shapes throw shape_error", "[tensor][errors]") {
   CHECK_THROWS_AS((lux::Tensor<float, 2>(lux::shape_t<2>{-1, 3})), lux::shape_error);
   CHECK_THROWS_AS((lux::Tensor<float, 2>(lux::shape_t<2>{1LL << 62, 1LL << 62})), lux::shape_error);
-  CHECK(message_of([] { lux::Tensor<float, 2>(lux::shape_t<2>{2, 2}, {1.0f, 2.0f}); }) ==
-        "Tensor: shape (2, 2) needs 4 values, got 2");
+  CHECK(message_of([] {
+          lux::Tensor<float, 2>(lux::shape_t<2>{2, 2}, {1.0f, 2.0f});
+        }) == "Tensor: shape (2, 2) needs 4 values, got 2");
   lux::Tensor<float, 2> t(2, 3);
   CHECK(message_of([&] { (void)t.at(2, 0); }) ==
         "TensorView::at: index (2, 0) out of bounds for shape (2, 3)");

@@ -47,9 +47,9 @@ struct device_allocator<cuda> {
   template <class T>
   static void copy(T* dst, const T* src, index_t n) {
     if (n > 0)
-      detail::cuda_check(cudaMemcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T),
-                                    cudaMemcpyDeviceToDevice),
-                         "cudaMemcpy (device to device)");
+      detail::cuda_check(
+          cudaMemcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice),
+          "cudaMemcpy (device to device)");
   }
 };
 
@@ -65,19 +65,20 @@ constexpr cudaMemcpyKind copy_kind() {
 
 /// Copies a contiguous tensor or view to device `To` (lux::cpu or lux::cuda).
 template <class To, class T, std::size_t N, class From>
-  requires(is_device_v<To> && !(std::is_same_v<To, cpu> && std::is_same_v<From, cpu>))
-Tensor<std::remove_cv_t<T>, N, To> to(const TensorView<T, N, From>& src) {
+requires(is_device_v<To> && !(std::is_same_v<To, cpu> && std::is_same_v<From, cpu>))
+    Tensor<std::remove_cv_t<T>, N, To> to(const TensorView<T, N, From>& src) {
   auto out = Tensor<std::remove_cv_t<T>, N, To>::uninitialized(src.shape());
   if (src.numel() > 0)
-    detail::cuda_check(cudaMemcpy(out.data(), src.data(),
-                                  static_cast<std::size_t>(src.numel()) * sizeof(T),
-                                  detail::copy_kind<To, From>()),
-                       "lux::to: cudaMemcpy");
+    detail::cuda_check(
+        cudaMemcpy(out.data(), src.data(), static_cast<std::size_t>(src.numel()) * sizeof(T),
+                   detail::copy_kind<To, From>()),
+        "lux::to: cudaMemcpy");
   return out;
 }
 template <class To, class T, std::size_t N, class From>
-  requires(is_device_v<To> && !(std::is_same_v<To, cpu> && std::is_same_v<From, cpu>))
-Tensor<T, N, To> to(const Tensor<T, N, From>& src) {
+requires(is_device_v<To> &&
+         !(std::is_same_v<To, cpu> &&
+           std::is_same_v<From, cpu>)) Tensor<T, N, To> to(const Tensor<T, N, From>& src) {
   return to<To>(src.cview());
 }
 

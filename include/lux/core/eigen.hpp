@@ -43,9 +43,9 @@ auto view(const Eigen::PlainObjectBase<Derived>& m) {
 }
 /// A strided rank-2 view of any direct-access Eigen expression (Map, Block, Ref).
 template <class Derived>
-  requires(!std::is_base_of_v<Eigen::PlainObjectBase<Derived>, Derived> &&
-           static_cast<bool>(Eigen::internal::traits<Derived>::Flags & Eigen::DirectAccessBit))
-auto view(Eigen::DenseBase<Derived>& m) {
+requires(!std::is_base_of_v<Eigen::PlainObjectBase<Derived>, Derived> &&
+         static_cast<bool>(Eigen::internal::traits<Derived>::Flags &
+                           Eigen::DirectAccessBit)) auto view(Eigen::DenseBase<Derived>& m) {
   static_assert(detail::eigen_column_major<Derived>,
                 "lux::view: Eigen expression must be column-major");
   using T = typename Derived::Scalar;

@@ -41,9 +41,9 @@ struct gpu_op {
 };
 
 template <class M>
-inline constexpr bool is_operation_mode_v = std::is_same_v<M, generic_op> ||
-                                            std::is_same_v<M, looped_op> ||
-                                            std::is_same_v<M, gpu_op<cuda>>;
+inline constexpr bool is_operation_mode_v =
+    std::is_same_v<M, generic_op> || std::is_same_v<M, looped_op> ||
+    std::is_same_v<M, gpu_op<cuda>>;
 template <class M>
 concept operation_mode = is_operation_mode_v<M>;
 
@@ -113,10 +113,9 @@ struct mode_selector {
                 "lux: the arguments of one kernel live on different devices (lux::cpu and "
                 "lux::cuda); copy them to one device with lux::to<Device>(x) first");
 
-  static constexpr bool all_contiguous =
-      (array_traits<std::remove_cvref_t<As>>::contiguous && ...);
+  static constexpr bool all_contiguous = (array_traits<std::remove_cvref_t<As>>::contiguous && ...);
   static constexpr bool all_fast_types =
-      ((std::is_same_v<value_of<As>, float> || std::is_same_v<value_of<As>, double>) && ...);
+      ((std::is_same_v<value_of<As>, float> || std::is_same_v<value_of<As>, double>)&&...);
 
   using type = std::conditional_t<
       std::is_same_v<first_device, cuda>, gpu_op<cuda>,
@@ -132,9 +131,9 @@ struct filter_absent<std::tuple<Kept...>> {
 };
 template <class... Kept, class A, class... Rest>
 struct filter_absent<std::tuple<Kept...>, A, Rest...> {
-  using type = typename std::conditional_t<is_absent_v<A>,
-                                           filter_absent<std::tuple<Kept...>, Rest...>,
-                                           filter_absent<std::tuple<Kept..., A>, Rest...>>::type;
+  using type =
+      typename std::conditional_t<is_absent_v<A>, filter_absent<std::tuple<Kept...>, Rest...>,
+                                  filter_absent<std::tuple<Kept..., A>, Rest...>>::type;
 };
 }  // namespace detail
 

@@ -60,16 +60,16 @@ struct device_allocator<cpu> {
   template <class T>
   static T* allocate(index_t n, bool initialize) {
     if (n == 0) return nullptr;
-    const std::size_t bytes = (static_cast<std::size_t>(n) * sizeof(T) + alignment - 1) /
-                              alignment * alignment;
-    T* p = static_cast<T*>(::operator new(bytes, std::align_val_t{alignment}));
+    const std::size_t bytes =
+        (static_cast<std::size_t>(n) * sizeof(T) + alignment - 1) / alignment * alignment;
+    T* p = static_cast<T*>(::operator new (bytes, std::align_val_t{alignment}));
     if constexpr (std::is_trivially_default_constructible_v<T>) {
       if (initialize) std::uninitialized_value_construct_n(p, n);
     } else {
       try {
         std::uninitialized_value_construct_n(p, n);
       } catch (...) {
-        ::operator delete(p, std::align_val_t{alignment});
+        ::operator delete (p, std::align_val_t{alignment});
         throw;
       }
     }
@@ -79,7 +79,7 @@ struct device_allocator<cpu> {
   static void deallocate(T* p, index_t n) noexcept {
     if (!p) return;
     std::destroy_n(p, n);
-    ::operator delete(p, std::align_val_t{alignment});
+    ::operator delete (p, std::align_val_t{alignment});
   }
   template <class T>
   static void copy(T* dst, const T* src, index_t n) {
@@ -111,12 +111,12 @@ shape_t<M> resolve_reshape(shape_t<M> target, index_t numel, const char* op,
     }
   }
   if (infer >= 0) {
-    require<shape_error>(known != 0 && numel % known == 0, op, ": cannot infer -1 in ",
-                         target, " from ", from_shape, " (", numel, " elements)");
+    require<shape_error>(known != 0 && numel % known == 0, op, ": cannot infer -1 in ", target,
+                         " from ", from_shape, " (", numel, " elements)");
     target[static_cast<std::size_t>(infer)] = numel / known;
   }
-  require<shape_error>(shape_numel(target, op) == numel, op, ": cannot reshape ", from_shape,
-                       " (", numel, " elements) to ", target);
+  require<shape_error>(shape_numel(target, op) == numel, op, ": cannot reshape ", from_shape, " (",
+                       numel, " elements) to ", target);
   return target;
 }
 }  // namespace detail
@@ -141,16 +141,15 @@ class basic_view {
     shape_numel(shape, "TensorView");
   }
   /// A strided view; only StridedView has this constructor.
-  basic_view(T* data, const shape_t<N>& shape, const shape_t<N>& strides)
-    requires(L == layout::strided)
+  basic_view(T* data, const shape_t<N>& shape,
+             const shape_t<N>& strides) requires(L == layout::strided)
       : data_(data), shape_(shape), strides_(strides) {
     shape_numel(shape, "StridedView");
   }
   /// const-adding and contiguous → strided conversions.
   template <class U, layout L2>
-    requires(std::is_convertible_v<U (*)[], T (*)[]> &&
-             (L == L2 || L == layout::strided))
-  basic_view(const basic_view<U, N, Device, L2>& other)  // NOLINT: implicit on purpose
+  requires(std::is_convertible_v<U (*)[], T (*)[]> && (L == L2 || L == layout::strided))
+      basic_view(const basic_view<U, N, Device, L2>& other)  // NOLINT: implicit on purpose
       : data_(other.data()), shape_(other.shape()), strides_(other.strides()) {}
 
   // --- shape --------------------------------------------------------------------------
@@ -185,8 +184,7 @@ class basic_view {
 
   // --- element access (host only) -----------------------------------------------------
   template <class... Idx>
-    requires detail::valid_indices<N, Idx...>
-  T& operator()(Idx... idx) const noexcept {
+  requires detail::valid_indices<N, Idx...> T& operator()(Idx... idx) const noexcept {
     static_assert(std::is_same_v<Device, cpu>,
                   "lux: element access with operator() is host-only; copy the tensor with "
                   "lux::to<lux::cpu>(t) first");
@@ -200,8 +198,7 @@ class basic_view {
   }
   /// Bounds-checked element access; throws shape_error.
   template <class... Idx>
-    requires detail::valid_indices<N, Idx...>
-  T& at(Idx... idx) const {
+  requires detail::valid_indices<N, Idx...> T& at(Idx... idx) const {
     const shape_t<N> i{static_cast<index_t>(idx)...};
     for (std::size_t d = 0; d < N; ++d)
       require<shape_error>(i[d] >= 0 && i[d] < shape_[d], "TensorView::at: index ", i,
@@ -209,42 +206,29 @@ class basic_view {
     return (*this)(idx...);
   }
   /// Linear (column-major) element access on contiguous views.
-  T& operator[](index_t i) const noexcept
-    requires(L == layout::contiguous)
-  {
+  T& operator[](index_t i) const noexcept requires(L == layout::contiguous) {
     static_assert(std::is_same_v<Device, cpu>, "lux: operator[] is host-only");
     assert(i >= 0 && i < numel());
     return data_[i];
   }
-  T* begin() const noexcept
-    requires(L == layout::contiguous)
-  {
-    return data_;
-  }
-  T* end() const noexcept
-    requires(L == layout::contiguous)
-  {
-    return data_ + numel();
-  }
+  T* begin() const noexcept requires(L == layout::contiguous) { return data_; }
+  T* end() const noexcept requires(L == layout::contiguous) { return data_ + numel(); }
 
   // --- derived views ------------------------------------------------------------------
   /// Same elements with another shape (contiguous only); one size may be -1 (Julia's `:`).
   template <std::size_t M>
   TensorView<T, M, Device> reshape(const shape_t<M>& target) const {
-    require<shape_error>(is_contiguous(), "reshape: the view with shape ", shape_,
-                         " and strides ", strides_, " is not contiguous");
+    require<shape_error>(is_contiguous(), "reshape: the view with shape ", shape_, " and strides ",
+                         strides_, " is not contiguous");
     return TensorView<T, M, Device>(data_,
                                     detail::resolve_reshape(target, numel(), "reshape", shape_));
   }
   template <class... Ints>
-    requires(sizeof...(Ints) > 0 && (std::is_integral_v<Ints> && ...))
-  TensorView<T, sizeof...(Ints), Device> reshape(Ints... sizes) const {
-    return reshape(shape_t<sizeof...(Ints)>{static_cast<index_t>(sizes)...});
-  }
+  requires(sizeof...(Ints) > 0 && (std::is_integral_v<Ints> && ...))
+      TensorView<T, sizeof...(Ints), Device> reshape(Ints... sizes)
+  const { return reshape(shape_t<sizeof...(Ints)>{static_cast<index_t>(sizes)...}); }
   /// The view with dimension d fixed at index i (rank N-1; strided in general).
-  StridedView<T, N - 1, Device> select(std::size_t d, index_t i) const
-    requires(N >= 1)
-  {
+  StridedView<T, N - 1, Device> select(std::size_t d, index_t i) const requires(N >= 1) {
     require<shape_error>(d < N, "select: dimension ", d, " out of range for shape ", shape_);
     require<shape_error>(i >= 0 && i < shape_[d], "select: index ", i,
                          " out of range for dimension ", d, " of shape ", shape_);
@@ -260,9 +244,7 @@ class basic_view {
   }
   /// The slice x[.., i] of the last dimension (a sample of a batch, a time step); keeps
   /// the layout of the parent.
-  basic_view<T, N - 1, Device, L> select_last(index_t i) const
-    requires(N >= 1)
-  {
+  basic_view<T, N - 1, Device, L> select_last(index_t i) const requires(N >= 1) {
     require<shape_error>(i >= 0 && i < shape_[N - 1], "select_last: index ", i,
                          " out of range for shape ", shape_);
     shape_t<N - 1> shape{}, strides{};
@@ -274,11 +256,9 @@ class basic_view {
       return basic_view<T, N - 1, Device, L>(data_ + i * strides_[N - 1], shape, strides);
   }
   /// x[.., lo:hi) along the last dimension (half-open), same rank and layout.
-  basic_view slice(index_t lo, index_t hi) const
-    requires(N >= 1)
-  {
-    require<shape_error>(0 <= lo && lo <= hi && hi <= shape_[N - 1], "slice: range [", lo, ", ",
-                         hi, ") out of range for the last dimension of shape ", shape_);
+  basic_view slice(index_t lo, index_t hi) const requires(N >= 1) {
+    require<shape_error>(0 <= lo && lo <= hi && hi <= shape_[N - 1], "slice: range [", lo, ", ", hi,
+                         ") out of range for the last dimension of shape ", shape_);
     shape_t<N> shape = shape_;
     shape[N - 1] = hi - lo;
     T* p = lo < shape_[N - 1] ? data_ + lo * strides_[N - 1] : data_ + numel();
@@ -319,8 +299,9 @@ class Tensor {
   /// A zero-initialized (value-initialized) tensor of the given shape.
   explicit Tensor(const shape_t<N>& shape) : Tensor(shape, true) {}
   template <class... Ints>
-    requires(sizeof...(Ints) == N && N > 0 && (std::is_integral_v<Ints> && ...))
-  explicit Tensor(Ints... sizes) : Tensor(shape_t<N>{static_cast<index_t>(sizes)...}) {}
+  requires(sizeof...(Ints) == N && N > 0 &&
+           (std::is_integral_v<Ints> && ...)) explicit Tensor(Ints... sizes)
+      : Tensor(shape_t<N>{static_cast<index_t>(sizes)...}) {}
   /// A tensor with every element equal to `value` (host only).
   Tensor(const shape_t<N>& shape, const T& value) : Tensor(shape, false) {
     std::fill_n(host_data("Tensor(shape, value)"), numel_, value);
@@ -372,31 +353,23 @@ class Tensor {
   TensorView<const T, N, Device> cview() const noexcept {
     return TensorView<const T, N, Device>(const_cast<const T*>(data_), shape_);
   }
-  operator TensorView<T, N, Device>() noexcept { return view(); }  // NOLINT
-  operator TensorView<const T, N, Device>() const noexcept { return cview(); }  // NOLINT
-  operator StridedView<T, N, Device>() noexcept { return view(); }  // NOLINT
+  operator TensorView<T, N, Device>() noexcept { return view(); }                // NOLINT
+  operator TensorView<const T, N, Device>() const noexcept { return cview(); }   // NOLINT
+  operator StridedView<T, N, Device>() noexcept { return view(); }               // NOLINT
   operator StridedView<const T, N, Device>() const noexcept { return cview(); }  // NOLINT
 
   template <class... Idx>
-    requires detail::valid_indices<N, Idx...>
-  T& operator()(Idx... i) noexcept {
+  requires detail::valid_indices<N, Idx...> T& operator()(Idx... i) noexcept {
     return view()(i...);
   }
   template <class... Idx>
-    requires detail::valid_indices<N, Idx...>
-  const T& operator()(Idx... i) const noexcept {
-    return cview()(i...);
-  }
+  requires detail::valid_indices<N, Idx...>
+  const T& operator()(Idx... i) const noexcept { return cview()(i...); }
   template <class... Idx>
-    requires detail::valid_indices<N, Idx...>
-  T& at(Idx... i) {
-    return view().at(i...);
-  }
+  requires detail::valid_indices<N, Idx...> T& at(Idx... i) { return view().at(i...); }
   template <class... Idx>
-    requires detail::valid_indices<N, Idx...>
-  const T& at(Idx... i) const {
-    return cview().at(i...);
-  }
+  requires detail::valid_indices<N, Idx...>
+  const T& at(Idx... i) const { return cview().at(i...); }
   T& operator[](index_t i) noexcept { return view()[i]; }
   const T& operator[](index_t i) const noexcept { return cview()[i]; }
   T* begin() noexcept { return data_; }
@@ -485,8 +458,8 @@ Tensor<std::remove_cv_t<T>, N, cpu> copy(const basic_view<T, N, cpu, L>& src) {
 /// Copies `src` into `dst` element-wise; shapes must be equal (host only).
 template <class T, class U, std::size_t N, layout L1, layout L2>
 void copy_into(const basic_view<T, N, cpu, L1>& dst, const basic_view<U, N, cpu, L2>& src) {
-  require<shape_error>(dst.shape() == src.shape(), "copy_into: destination has shape ",
-                       dst.shape(), ", source ", src.shape());
+  require<shape_error>(dst.shape() == src.shape(), "copy_into: destination has shape ", dst.shape(),
+                       ", source ", src.shape());
   if constexpr (L1 == layout::contiguous && L2 == layout::contiguous) {
     std::copy_n(src.data(), src.numel(), dst.data());
   } else {
@@ -520,9 +493,6 @@ basic_view<T, N, D, L> as_view(const basic_view<T, N, D, L>& v) noexcept {
 
 /// Host → host "transfer" (a copy), so generic code can call lux::to<D> on any tensor.
 template <class To, class T, std::size_t N>
-  requires std::is_same_v<To, cpu>
-Tensor<T, N, cpu> to(const Tensor<T, N, cpu>& t) {
-  return t;
-}
+requires std::is_same_v<To, cpu> Tensor<T, N, cpu> to(const Tensor<T, N, cpu>& t) { return t; }
 
 LUX_NAMESPACE_END
