@@ -1,5 +1,5 @@
 // Core benchmarks: the memcpy bandwidth baseline and the Philox generator.
-//   ./build/default/benchmarks/bench_core --benchmark_repetitions=5 \
+//   ./build/default/benchmarks/bench_core --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
