@@ -172,7 +172,7 @@ TEST_CASE("unit conversions hit the documented end points", "[random]") {
         normal_pair_double(r.bits_at(4), r.bits_at(5), r.bits_at(6), r.bits_at(7)).s);
 }
 
-TEMPLATE_TEST_CASE("uniform_at is uniform on [0, 1)", "[random]", float, double) {
+TEMPLATE_TEST_CASE("uniform_at is uniform on the half-open unit interval", "[random]", float, double) {
   const auto x = uniforms<TestType>(rng(20240601));
   const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
   CHECK(*lo >= TestType(0));
