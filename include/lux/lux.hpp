@@ -12,3 +12,4 @@
 #include "lux/core/random.hpp"
 #include "lux/core/shape.hpp"
 #include "lux/core/tensor.hpp"
+#include "lux/layers/initializers.hpp"
