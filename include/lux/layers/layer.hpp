@@ -1,0 +1,199 @@
+// luxcpp — the layer interface (LuxCore): explicit parameters and states.
+//
+// A layer is a small value type holding hyperparameters only. Parameters and states live
+// outside it in named tuples (lux/core/named_tuple.hpp) whose field names are Lux's.
+// A layer type L provides (as members; every one optional except forward):
+//
+//   template <class T> auto init_parameters(rng&) const   → named_tuple (default: empty)
+//   auto init_states(rng&) const                          → named_tuple (default: empty)
+//   template <class X, class PS, class ST>
+//   auto forward(const X&, const PS&, const ST&) const    → std::pair{y, st'}
+//   template <class X, class PS, class ST>
+//   auto pullback(const X&, const PS&, const ST&) const   → lux::pullback_result{y, st', back}
+//        where back(dy) → lux::gradients{dx, dps}, dps having exactly the structure of ps
+//   template <std::size_t N> auto output_shape(const shape_t<N>&) const  → shape
+//   void print(std::ostream&) const                       (Lux's display)
+//
+// and the free functions below are the interface users call, exactly as in Lux:
+//   auto [ps, st] = lux::setup<float>(rng, layer);
+//   auto [y, st2] = lux::apply(layer, x, ps, st);
+//   auto [y, st2, back] = lux::pullback(layer, x, ps, st);  auto [dx, dps] = back(dy);
+#pragma once
+
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "lux/core/named_tuple.hpp"
+#include "lux/core/operation_mode.hpp"
+#include "lux/core/random.hpp"
+#include "lux/core/tensor.hpp"
+
+LUX_NAMESPACE_BEGIN
+
+/// What pullback returns: the output, the new state, and the vector–Jacobian product.
+template <class Y, class ST, class Back>
+struct pullback_result {
+  Y y;
+  ST st;
+  Back back;
+};
+template <class Y, class ST, class Back>
+pullback_result(Y, ST, Back) -> pullback_result<Y, ST, Back>;
+
+/// What a pullback's `back(dy)` returns: the input gradient and the parameter gradients.
+template <class DX, class DPS>
+struct gradients {
+  DX dx;
+  DPS dps;
+};
+template <class DX, class DPS>
+gradients(DX, DPS) -> gradients<DX, DPS>;
+
+/// Any type with a forward member usable as a layer.
+template <class L>
+concept layer = requires {
+  typename L::is_lux_layer;
+};
+
+// --- parameters and states ---------------------------------------------------------------
+/// The layer's freshly initialized parameters (element type T, Lux's Float32 by default).
+template <class T = float, layer L>
+auto initialparameters(rng& r, const L& l) {
+  if constexpr (requires { l.template init_parameters<T>(r); })
+    return l.template init_parameters<T>(r);
+  else
+    return empty_tuple{};
+}
+/// The layer's initial states.
+template <class T = float, layer L>
+auto initialstates(rng& r, const L& l) {
+  if constexpr (requires { l.template init_states<T>(r); })
+    return l.template init_states<T>(r);
+  else if constexpr (requires { l.init_states(r); })
+    return l.init_states(r);
+  else
+    return empty_tuple{};
+}
+/// Lux's setup: (parameters, states), both drawn from `r` (which advances).
+template <class T = float, layer L>
+auto setup(rng& r, const L& l) {
+  auto ps = initialparameters<T>(r, l);
+  auto st = initialstates<T>(r, l);
+  return std::pair{std::move(ps), std::move(st)};
+}
+
+namespace detail {
+template <class Leaf>
+index_t leaf_length(const Leaf& leaf) {
+  if constexpr (is_array_v<Leaf>)
+    return leaf.numel();
+  else
+    return 1;  // a non-array leaf (the training flag, an rng) counts one, as in Lux
+}
+}  // namespace detail
+
+/// Number of scalars in a parameter tree (or a layer's freshly initialized parameters).
+template <class Tree>
+index_t parameterlength(const Tree& ps) {
+  if constexpr (layer<Tree>) {
+    rng r(1234);
+    return parameterlength(initialparameters(r, ps));
+  } else {
+    index_t n = 0;
+    for_each_leaf(ps, [&](std::string_view, const auto& leaf) { n += detail::leaf_length(leaf); });
+    return n;
+  }
+}
+/// Number of state leaves: array elements, plus one for each non-array leaf.
+template <class Tree>
+index_t statelength(const Tree& st) {
+  if constexpr (layer<Tree>) {
+    rng r(1234);
+    return statelength(initialstates(r, st));
+  } else {
+    index_t n = 0;
+    for_each_leaf(st, [&](std::string_view, const auto& leaf) { n += detail::leaf_length(leaf); });
+    return n;
+  }
+}
+
+// --- running -------------------------------------------------------------------------------
+/// Lux's apply: (y, st'). Never mutates ps.
+template <layer L, class X, class PS, class ST>
+auto apply(const L& l, const X& x, const PS& ps, const ST& st) {
+  return l.forward(x, ps, st);
+}
+/// The forward pass and its vector–Jacobian product.
+template <layer L, class X, class PS, class ST>
+auto pullback(const L& l, const X& x, const PS& ps, const ST& st) {
+  static_assert(
+      requires { l.pullback(x, ps, st); },
+      "lux::pullback: this layer has no pullback for these argument types (a "
+      "WrappedFunction needs a function object with a `pullback` member)");
+  return l.pullback(x, ps, st);
+}
+/// The output shape for an input of shape `in`, computed without running the layer.
+template <layer L, std::size_t N>
+auto outputsize(const L& l, const shape_t<N>& in) {
+  return l.output_shape(in);
+}
+
+// --- states --------------------------------------------------------------------------------
+/// A copy of `st` with every field called `key` set to `value` (where the types allow);
+/// fields of other names and types are untouched. Lux's update_state.
+template <class Tree, class V>
+Tree update_state(Tree st, std::string_view key, const V& value) {
+  const auto visit = [&](auto& self, auto& node) -> void {
+    using N = std::remove_cvref_t<decltype(node)>;
+    if constexpr (is_named_tuple_v<N>) {
+      [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (
+            [&] {
+              auto& child = node.template at<I>();
+              using C = std::remove_cvref_t<decltype(child)>;
+              if constexpr (std::is_assignable_v<C&, const V&> && !is_named_tuple_v<C>) {
+                if (N::names[I] == key) child = value;
+              }
+              self(self, child);
+            }(),
+            ...);
+      }
+      (std::make_index_sequence<N::size>{});
+    }
+  };
+  visit(visit, st);
+  return st;
+}
+/// Every `training` flag set to false (Lux's testmode).
+template <class Tree>
+Tree testmode(Tree st) {
+  return update_state(std::move(st), "training", false);
+}
+/// Every `training` flag set to true (Lux's trainmode).
+template <class Tree>
+Tree trainmode(Tree st) {
+  return update_state(std::move(st), "training", true);
+}
+
+// --- display -------------------------------------------------------------------------------
+/// Prints a layer as Lux displays it (`Dense(784 => 64, relu)`).
+template <layer L>
+std::ostream& operator<<(std::ostream& os, const L& l) {
+  if constexpr (requires { l.print(os); })
+    l.print(os);
+  else
+    os << L::name << "()";
+  return os;
+}
+template <layer L>
+std::string to_string(const L& l) {
+  std::ostringstream os;
+  os << l;
+  return os.str();
+}
+
+LUX_NAMESPACE_END
