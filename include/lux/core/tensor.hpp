@@ -392,10 +392,24 @@ class Tensor {
   auto slice(index_t lo, index_t hi) { return view().slice(lo, hi); }
   auto slice(index_t lo, index_t hi) const { return cview().slice(lo, hi); }
 
+  /// The same buffer with another shape (one size may be -1), consuming this tensor: no copy.
+  template <std::size_t M>
+  Tensor<T, M, Device> reshaped(const shape_t<M>& target) && {
+    const auto shape = detail::resolve_reshape(target, numel_, "reshaped", shape_);
+    Tensor<T, M, Device> out;
+    out.data_ = std::exchange(data_, nullptr);
+    out.shape_ = shape;
+    out.numel_ = std::exchange(numel_, 0);
+    shape_ = shape_t<N>{};
+    return out;
+  }
+
   /// Sets every element to `value` (host only).
   void fill(const T& value) { std::fill_n(host_data("Tensor::fill"), numel_, value); }
 
  private:
+  template <class, std::size_t, class>
+  friend class Tensor;
   Tensor(const shape_t<N>& shape, bool initialize)
       : shape_(shape), numel_(shape_numel(shape, "Tensor")) {
     data_ = alloc::template allocate<T>(numel_, initialize);

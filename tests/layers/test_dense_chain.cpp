@@ -1,0 +1,122 @@
+// Dense and Chain: parameter counts and names, forward against a naive reference, pullback
+// against central finite differences, error paths with layer paths, printing.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <lux/layers/chain.hpp>
+#include <lux/layers/dense.hpp>
+#include <sstream>
+
+#include "support/check.hpp"
+
+namespace {
+// Naive float64 Dense: y[o, b] = σ(Σ_i W[o, i] x[i, b] + bias[o]).
+template <class F>
+lux::Tensor<double, 2> naive_dense(const F& f, const lux::Tensor<double, 2>& w,
+                                   const lux::Tensor<double, 2>& x,
+                                   const lux::Tensor<double, 1>* b) {
+  lux::Tensor<double, 2> y(w.size(0), x.size(1));
+  for (lux::index_t j = 0; j < x.size(1); ++j)
+    for (lux::index_t o = 0; o < w.size(0); ++o) {
+      double s = b ? (*b)[o] : 0.0;
+      for (lux::index_t i = 0; i < w.size(1); ++i) s += w(o, i) * x(i, j);
+      y(o, j) = f(s);
+    }
+  return y;
+}
+}  // namespace
+
+TEST_CASE("Dense: Lux's parameter count, names and forward", "[layers][dense]") {
+  lux::rng r(3);
+  CHECK(lux::parameterlength(lux::Dense({784, 64})) == 50240);
+  CHECK(lux::parameterlength(lux::Dense<lux::identity, false>({784, 64})) == 50176);
+  lux::Dense layer({5, 3}, lux::tanh_{});
+  auto [ps, st] = lux::setup<double>(r, layer);
+  static_assert(decltype(ps)::names[0] == "weight" && decltype(ps)::names[1] == "bias");
+  CHECK(lux::statelength(st) == 0);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(5, 4), 7);
+  auto [y, st2] = lux::apply(layer, x, ps, st);
+  auto ref =
+      naive_dense([](double v) { return std::tanh(v); }, ps.get<"weight">(), x, &ps.get<"bias">());
+  CHECK(lux_test::max_rel_err(y, ref) < 1e-14);
+  CHECK(lux::outputsize(layer, x.shape()) == lux::make_shape(3, 4));
+  // N-d input: (in, a, b) → (out, a, b); a vector gives a vector.
+  auto x3 = lux_test::random_tensor<double>(lux::make_shape(5, 2, 3), 8);
+  auto [y3, s3] = lux::apply(layer, x3, ps, st);
+  CHECK(y3.shape() == lux::make_shape(3, 2, 3));
+  auto [y1, s1] = lux::apply(layer, lux::Tensor<double, 1>(lux::make_shape(5)), ps, st);
+  CHECK(y1.shape() == lux::make_shape(3));
+  CHECK(y1[0] == Approx(std::tanh(ps.get<"bias">()[0])));
+
+  lux::Tensor<double, 2> bad(7, 4);
+  CHECK_THROWS_WITH(lux::apply(layer, bad, ps, st),
+                    "Dense 5 => 3: expected input (5, B), got (7, 4)");
+  std::ostringstream os;
+  os << layer << " " << lux::Dense<lux::identity, false>({2, 2});
+  CHECK(os.str() == "Dense(5 => 3, tanh) Dense(2 => 2, use_bias=false)");
+}
+
+TEST_CASE("Chain of Dense: pullback matches finite differences", "[layers][chain]") {
+  lux::rng r(4);
+  lux::Chain model(lux::Dense({4, 6}, lux::gelu{}), lux::Dense({6, 5}, lux::relu{}),
+                   lux::Dense<lux::identity, false>({5, 2}));
+  auto [ps, st] = lux::setup<double>(r, model);
+  CHECK(lux::parameterlength(ps) == 4 * 6 + 6 + 6 * 5 + 5 + 5 * 2);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(4, 3), 9);
+  auto v = lux_test::random_tensor<double>(lux::make_shape(2, 3), 10);
+  auto [y, st2, back] = lux::pullback(model, x, ps, st);
+  auto [yref, st3] = lux::apply(model, x, ps, st);
+  CHECK(lux_test::max_rel_err(y, yref) == 0.0);
+  auto [dx, dps] = back(v);
+
+  auto loss_x = [&](const lux::Tensor<double, 2>& xx) {
+    return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
+  };
+  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<2>(loss_x, x)) < 1e-6);
+
+  // Every parameter leaf, by path: perturb a copy of ps through for_each_leaf.
+  std::vector<std::string> checked;
+  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
+    using P = std::remove_cvref_t<decltype(p)>;
+    constexpr std::size_t N = P::rank;
+    auto loss_p = [&](const lux::Tensor<double, N>& value) {
+      auto ps2 = ps;
+      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
+        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
+          if (q == path) leaf = value;
+      });
+      return lux_test::dot(lux::apply(model, x, ps2, st).first, v);
+    };
+    const double err = lux_test::max_rel_err(g, lux_test::numerical_gradient<N>(loss_p, p));
+    INFO(path);
+    CHECK(err < 1e-6);
+    checked.emplace_back(path);
+  });
+  CHECK(checked == std::vector<std::string>{"layer_1.weight", "layer_1.bias", "layer_2.weight",
+                                            "layer_2.bias", "layer_3.weight"});
+}
+
+TEST_CASE("Chain: outputsize, errors name the layer path, printing", "[layers][chain]") {
+  lux::Chain model(lux::Dense({784, 256}, lux::relu{}), lux::Dense({256, 120}, lux::relu{}),
+                   lux::Dense({120, 10}));
+  CHECK(lux::outputsize(model, lux::make_shape(784, 32)) == lux::make_shape(10, 32));
+  lux::rng r(5);
+  auto [ps, st] = lux::setup<float>(r, model);
+  lux::Tensor<float, 2> x(200, 32);
+  CHECK_THROWS_WITH(lux::apply(model, x, ps, st),
+                    "layer_1 (Dense 784 => 256): expected input (784, B), got (200, 32)");
+  lux::Chain outer(lux::Dense({3, 3}), model);
+  auto [ps2, st2] = lux::setup<float>(r, outer);
+  CHECK_THROWS_WITH(lux::outputsize(outer, lux::make_shape(3, 1)),
+                    "layer_2.layer_1 (Dense 784 => 256): expected input (784, B), got (3, 1)");
+  std::ostringstream os;
+  os << model;
+  CHECK(os.str() ==
+        "Chain(layer_1 = Dense(784 => 256, relu), layer_2 = Dense(256 => 120, relu), layer_3 = "
+        "Dense(120 => 10))");
+  // Deterministic setup from the seed.
+  lux::rng a(9), b(9);
+  auto pa = lux::setup<float>(a, model).first;
+  auto pb = lux::setup<float>(b, model).first;
+  CHECK(pa.get<"layer_2">().get<"weight">()(3, 7) == pb.get<"layer_2">().get<"weight">()(3, 7));
+}
