@@ -23,6 +23,7 @@
 #include <lux/core/parallel.hpp>
 #include <lux/core/random.hpp>
 #include <lux/kernels/normalization.hpp>
+#include <string>
 #include <vector>
 
 namespace {
@@ -49,6 +50,9 @@ Tensor<float, N> random_input(const shape_t<N>& shape, std::uint64_t seed) {
   lux::rng(seed).fill_uniform(t.data(), static_cast<std::size_t>(t.numel()));
   return t;
 }
+
+/// The baseline of a benchmark for benchmarks/make_results.py: "vs=<its run name>".
+std::string versus(const std::string& name) { return "vs=" + name + "/real_time"; }
 
 void set_bytes(benchmark::State& state, index_t streams, index_t n, index_t params = 0) {
   state.SetBytesProcessed(state.iterations() * (streams * n + params) *
@@ -213,9 +217,20 @@ auto layernorm_fwd(Mode mode = {}) {
 
 // Forward bytes: x + y + the per-channel parameters read (scale, bias, running stats) and
 // written (running stats); backward: dy + x + dx + scale, bias, dscale, dbias.
+/// Looped kernels are read against the memcpy (on all threads) of their byte count, generic ones
+/// against the looped kernel.
+template <class Mode>
+std::string forward_baseline(const char* looped_name, index_t n) {
+  if constexpr (std::is_same_v<Mode, lux::looped_op>)
+    return versus("BM_memcpy_threads/" + std::to_string(n));
+  else
+    return versus(looped_name);
+}
+
 template <class Mode>
 void BM_batchnorm_forward(benchmark::State& state) {
   run_forward<image_inputs>(state, batchnorm_fwd<Mode>(), n_image, 6 * channels);
+  state.SetLabel(forward_baseline<Mode>("BM_batchnorm_forward<lux::looped_op>", n_image));
 }
 void BM_batchnorm_backward(benchmark::State& state) {
   run_backward<image_inputs>(
@@ -224,10 +239,12 @@ void BM_batchnorm_backward(benchmark::State& state) {
         return lux::batchnorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, saved);
       },
       n_image, 4 * channels);
+  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
 }
 template <class Mode>
 void BM_groupnorm_forward(benchmark::State& state) {
   run_forward<image_inputs>(state, groupnorm_fwd<Mode>(), n_image, 2 * channels);
+  state.SetLabel(forward_baseline<Mode>("BM_groupnorm_forward<lux::looped_op>", n_image));
 }
 void BM_groupnorm_backward(benchmark::State& state) {
   run_backward<image_inputs>(
@@ -236,10 +253,12 @@ void BM_groupnorm_backward(benchmark::State& state) {
         return lux::groupnorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, groups, saved);
       },
       n_image, 4 * channels);
+  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
 }
 template <class Mode>
 void BM_instancenorm_forward(benchmark::State& state) {
   run_forward<image_inputs>(state, instancenorm_fwd<Mode>(), n_image, 2 * channels);
+  state.SetLabel(forward_baseline<Mode>("BM_instancenorm_forward<lux::looped_op>", n_image));
 }
 void BM_instancenorm_backward(benchmark::State& state) {
   run_backward<image_inputs>(
@@ -248,10 +267,12 @@ void BM_instancenorm_backward(benchmark::State& state) {
         return lux::instancenorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, saved);
       },
       n_image, 4 * channels);
+  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
 }
 template <class Mode>
 void BM_layernorm_forward(benchmark::State& state) {
   run_forward<sequence_inputs>(state, layernorm_fwd<Mode>(), n_seq, 2 * sequence_shape[0]);
+  state.SetLabel(forward_baseline<Mode>("BM_layernorm_forward<lux::looped_op>", n_seq));
 }
 void BM_layernorm_backward(benchmark::State& state) {
   run_backward<sequence_inputs>(
@@ -261,6 +282,7 @@ void BM_layernorm_backward(benchmark::State& state) {
                                        lux::identity{}, lux::leading_dims{1});
       },
       n_seq, 4 * sequence_shape[0]);
+  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_seq * 3 / 2)));
 }
 
 #define LUX_NORM_BENCH(...) BENCHMARK(__VA_ARGS__)->Unit(benchmark::kMillisecond)->UseRealTime()
