@@ -232,6 +232,24 @@ void BM_batched_matmul_backward(benchmark::State& state) {
 }
 BENCHMARK(BM_batched_matmul_backward)->Apply(bmm_shapes);
 
+// The same into caller-owned gradient buffers (reused across iterations).
+void BM_batched_matmul_backward_into(benchmark::State& state) {
+  const index_t L = state.range(0), n = state.range(1);
+  const auto a = random_tensor<3>({n, n, L}, 5);
+  const auto b = random_tensor<3>({n, n, L}, 6);
+  const auto dc = random_tensor<3>({n, n, L}, 7);
+  auto da = Tensor<float, 3>::uninitialized({n, n, L});
+  auto db = Tensor<float, 3>::uninitialized({n, n, L});
+  for (auto _ : state) {
+    lux::batched_matmul_backward(dc, a, lux::op::none, b, lux::op::none, da.view(), db.view());
+    benchmark::DoNotOptimize(da.data());
+    benchmark::DoNotOptimize(db.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, 4.0 * static_cast<double>(L) * n * n * n);
+}
+BENCHMARK(BM_batched_matmul_backward_into)->Apply(bmm_shapes);
+
 // Baseline: one sgemm of the same flops and inner size, (n × n) · (n × n·L), Eigen-threaded.
 void BM_eigen_sgemm_flat(benchmark::State& state) {
   const index_t L = state.range(0), n = state.range(1);

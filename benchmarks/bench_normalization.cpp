@@ -69,54 +69,44 @@ struct copy_buffers {
   }
   std::vector<Tensor<float, 1>> src, dst;
 };
-void BM_memcpy(benchmark::State& state) {
+/// Times copy(dst, src, n) over the rotating buffers; n floats copied count 2n·4 bytes.
+template <class Copy>
+void run_copy(benchmark::State& state, Copy&& copy) {
   const index_t n = state.range(0);
   copy_buffers buf(n);
   std::size_t it = 0;
   for (auto _ : state) {
     const std::size_t i = it++ % copies;
-    std::memcpy(buf.dst[i].data(), buf.src[i].data(), static_cast<std::size_t>(n) * sizeof(float));
+    copy(buf.dst[i].data(), buf.src[i].data(), n);
     benchmark::DoNotOptimize(buf.dst[i].data());
     benchmark::ClobberMemory();
   }
   set_bytes(state, 2, n);
 }
+void BM_memcpy(benchmark::State& state) {
+  run_copy(state, [](float* dst, const float* src, index_t n) {
+    std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+  });
+}
 void BM_memcpy_threads(benchmark::State& state) {
-  const index_t n = state.range(0);
-  copy_buffers buf(n);
-  std::size_t it = 0;
-  for (auto _ : state) {
-    const std::size_t i = it++ % copies;
-    float* dst = buf.dst[i].data();
-    const float* src = buf.src[i].data();
+  run_copy(state, [](float* dst, const float* src, index_t n) {
     lux::parallel_chunks(n, [&](index_t lo, index_t hi) {
       std::memcpy(dst + lo, src + lo, static_cast<std::size_t>(hi - lo) * sizeof(float));
     });
-    benchmark::DoNotOptimize(dst);
-    benchmark::ClobberMemory();
-  }
-  set_bytes(state, 2, n);
+  });
 }
 /// The same copy with xsimd loads and non-temporal stores, as the normalization kernels write
 /// their outputs (glibc's memcpy uses cached stores below ~3/4 of the L3 per call, which costs a
 /// read-for-ownership per destination line): the stricter bandwidth limit.
 void BM_stream_copy_threads(benchmark::State& state) {
   namespace nl = lux::impl::norm_looped;
-  const index_t n = state.range(0);
-  copy_buffers buf(n);
-  std::size_t it = 0;
-  for (auto _ : state) {
-    const std::size_t i = it++ % copies;
-    float* dst = buf.dst[i].data();
-    const float* src = buf.src[i].data();
+  run_copy(state, [](float* dst, const float* src, index_t n) {
     lux::parallel_chunks(n, [&](index_t lo, index_t hi) {
       nl::write_lanes<float, xsimd::default_arch>(
           hi - lo, dst + lo, true, [&]<class V>(index_t j) { return nl::load<V>(src + lo, j); });
+      nl::stream_fence();
     });
-    benchmark::DoNotOptimize(dst);
-    benchmark::ClobberMemory();
-  }
-  set_bytes(state, 2, n);
+  });
 }
 // Forward (x + y) and backward (dy + x + dx = 1.5 memcpys) byte counts of both shapes.
 constexpr index_t n_image = numel(image_shape), n_seq = numel(sequence_shape);

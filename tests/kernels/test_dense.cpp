@@ -654,6 +654,11 @@ TEMPLATE_TEST_CASE("batched_matmul_backward matches the float64 reference in bot
     CHECK(max_rel_err(gg.db, dbr) <= tol<T>(terms));
     CHECK(max_rel_err(g.da, gg.da) <= 2 * tol<T>(terms));
     CHECK(max_rel_err(g.db, gg.db) <= 2 * tol<T>(terms));
+    // Into caller buffers (filled with garbage first): the same numbers.
+    Tensor<T, 3> da(a.shape(), T(3)), db(b.shape(), T(3));
+    lux::batched_matmul_backward(dc, a, c.opa, b, c.opb, da.view(), db.view());
+    CHECK(max_rel_err(da, g.da) == 0);
+    CHECK(max_rel_err(db, g.db) == 0);
   }
 }
 
@@ -864,6 +869,23 @@ TEST_CASE("batched_matmul: bad shapes throw shape_error naming the kernel", "[bm
       Contains("batched_matmul_backward: dc has shape (3, 5, 3), expected (3, 5, 2)"));
   CHECK_THROWS_WITH(lux::batched_matmul_backward(lux::generic_op{}, dc_bad, a, b_batch),
                     Contains("batched_matmul_backward: a has shape (3, 4, 2), b (4, 5, 3)"));
+  // Gradient buffers: shapes and overlap.
+  const Tensor<float, 3> dc_ok(shape_t<3>{3, 5, 2});
+  Tensor<float, 3> da(a.shape()), db(b_ok.shape()), da_bad(shape_t<3>{4, 3, 2});
+  CHECK_THROWS_WITH(
+      lux::batched_matmul_backward(dc_ok, a, op::none, b_ok, op::none, da_bad.view(), db.view()),
+      Contains("batched_matmul_backward: da has shape (4, 3, 2), expected (3, 4, 2)"));
+  CHECK_THROWS_AS(
+      lux::batched_matmul_backward(dc_ok, a, op::none, b_ok, op::none, da.view(), da.view()),
+      lux::shape_error);
+  Tensor<float, 1> big(shape_t<1>{64});
+  CHECK_THROWS_AS(
+      lux::batched_matmul_backward(dc_ok, a, op::none, b_ok, op::none,
+                                   lux::view(big.data(), lux::make_shape(3, 4, 2)),
+                                   lux::view(big.data() + 10, lux::make_shape(4, 5, 2))),
+      lux::argument_error);
+  CHECK_NOTHROW(
+      lux::batched_matmul_backward(dc_ok, a, op::none, b_ok, op::none, da.view(), db.view()));
 }
 
 }  // namespace

@@ -981,7 +981,7 @@ TEMPLATE_TEST_CASE("normalization: outputs and gradients match PyTorch", "[norma
 // =================================================================================================
 // 5. Numerical stability: 1e4 + N(0, 1) in float normalizes to within 1e-3 of float64
 // =================================================================================================
-TEST_CASE("normalization: 1e4 + N(0,1) in float matches float64 within 1e-3",
+TEST_CASE("normalization: float inputs of 1e4 plus standard normal noise match float64 within 1e-3",
           "[normalization][stability]") {
   auto check = [](const auto& yf, const vec& ref) {
     const double err = max_abs_diff(to_vec(yf), ref);
@@ -1064,7 +1064,7 @@ TEST_CASE("batchnorm: a batch of one", "[normalization][batchnorm][edge]") {
   CHECK_THROWS_AS(lux::instancenorm(xi, lux::none, lux::none, rm, rv, true), lux::argument_error);
 }
 
-TEST_CASE("groupnorm: a single element per group gives y = σ(β)",
+TEST_CASE("groupnorm: a single element per group gives y = activation(bias)",
           "[normalization][groupnorm][edge]") {
   const auto x = normal_tensor<double>(shape_t<3>{1, 4, 3}, 720);
   const Tensor<double, 1> g(shape_t<1>{4}, 2.0), b(shape_t<1>{4}, {-1.0, 0.5, 0.0, 3.0});

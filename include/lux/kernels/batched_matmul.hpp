@@ -5,6 +5,7 @@
 //   c = batched_matmul(a, op_a, b, op_b)        c[:, :, l] = op_a(a[:, :, l]) · op_b(b[:, :, l])
 //   batched_matmul(a, op_a, b, op_b, out)       the same, written into `out`
 //   auto [da, db] = batched_matmul_backward(dc, a, op_a, b, op_b)   (or (dc, a, b))
+//   batched_matmul_backward(dc, a, op_a, b, op_b, da, db)           into the caller's buffers
 //
 // Shapes (column-major): a (ra, ca, Ba), b (rb, cb, Bb); a matrix (rank 2) is a batch of one.
 // op ∈ {op::none, op::transpose, op::adjoint} acts on each slice (NNlib's batched_transpose /
@@ -177,28 +178,56 @@ template <array A, array B>
 // Backward
 // ---------------------------------------------------------------------------------------------
 
-/// {da, db} of c = op_a(a) ⊠ op_b(b) for the cotangent dc (m, n, L), in the given mode.
+/// da, db of c = op_a(a) ⊠ op_b(b) for the cotangent dc (m, n, L), written into the caller's
+/// buffers `da` (a's shape) and `db` (b's shape), e.g. gradient buffers reused across training
+/// steps, in the given mode. They must not overlap the inputs or each other (argument_error).
+template <operation_mode M, array DC, array A, array B, class T, std::size_t NA, std::size_t NB>
+void batched_matmul_backward(M mode, const DC& dc, const A& a, op opa, const B& b, op opb,
+                             TensorView<T, NA> da, TensorView<T, NB> db) {
+  using namespace detail::bmm;
+  constexpr const char* name = "batched_matmul_backward";
+  static_checks<M, A, B>();
+  static_assert(rank_v<DC> == 3 && std::is_same_v<value_t<DC>, T> && std::is_same_v<value_t<A>, T>,
+                "lux::batched_matmul_backward: dc must have rank 3 (m, n, batch), and dc, da and "
+                "db the element type of a and b");
+  static_assert(NA == rank_v<A> && NB == rank_v<B>,
+                "lux::batched_matmul_backward: da and db must have the ranks of a and b");
+  const auto av = const_view(a);
+  const auto bv = const_view(b);
+  const auto dcv = const_view(dc);
+  const auto cs = check_shapes(name, av.shape(), opa, bv.shape(), opb);
+  require<shape_error>(dcv.shape() == cs, name, ": dc has shape ", dcv.shape(), ", expected ", cs,
+                       " for a ", av.shape(), " and b ", bv.shape());
+  require<shape_error>(da.shape() == av.shape(), name, ": da has shape ", da.shape(), ", expected ",
+                       av.shape(), " (a's)");
+  require<shape_error>(db.shape() == bv.shape(), name, ": db has shape ", db.shape(), ", expected ",
+                       bv.shape(), " (b's)");
+  auto clashes = [&](const auto& o) { return overlap(o, av) || overlap(o, bv) || overlap(o, dcv); };
+  require<argument_error>(!clashes(da) && !clashes(db) && !overlap(da, db), name,
+                          ": da or db overlaps an input or the other; each needs its own memory");
+  impl::batched_matmul_backward(mode, dcv, as_batch(av), opa, as_batch(bv), opb, as_batch(da),
+                                as_batch(db));
+}
+
+/// da, db into the caller's buffers, mode chosen from the arrays' types.
+template <array DC, array A, array B, class T, std::size_t NA, std::size_t NB>
+void batched_matmul_backward(const DC& dc, const A& a, op opa, const B& b, op opb,
+                             TensorView<T, NA> da, TensorView<T, NB> db) {
+  batched_matmul_backward(operation_mode_t<DC, A, B>{}, dc, a, opa, b, opb, da, db);
+}
+
+/// {da, db} of c = op_a(a) ⊠ op_b(b) for the cotangent dc (m, n, L), new tensors with the shapes
+/// (and ranks) of a and b, in the given mode.
 template <operation_mode M, array DC, array A, array B>
 [[nodiscard]] batched_matmul_gradients<detail::bmm::value_t<A>, detail::bmm::rank_v<A>,
                                        detail::bmm::rank_v<B>>
 batched_matmul_backward(M mode, const DC& dc, const A& a, op opa, const B& b, op opb) {
   using namespace detail::bmm;
   using T = value_t<A>;
-  static_checks<M, A, B>();
-  static_assert(rank_v<DC> == 3 && std::is_same_v<value_t<DC>, T>,
-                "lux::batched_matmul_backward: dc must have rank 3 (m, n, batch) and the element "
-                "type of a and b");
-  const auto av = const_view(a);
-  const auto bv = const_view(b);
-  const auto dcv = const_view(dc);
-  const auto cs = check_shapes("batched_matmul_backward", av.shape(), opa, bv.shape(), opb);
-  require<shape_error>(dcv.shape() == cs, "batched_matmul_backward: dc has shape ", dcv.shape(),
-                       ", expected ", cs, " for a ", av.shape(), " and b ", bv.shape());
   batched_matmul_gradients<T, rank_v<A>, rank_v<B>> g{
-      Tensor<T, rank_v<A>>::uninitialized(av.shape()),
-      Tensor<T, rank_v<B>>::uninitialized(bv.shape())};
-  impl::batched_matmul_backward(mode, dcv, as_batch(av), opa, as_batch(bv), opb,
-                                as_batch(g.da.view()), as_batch(g.db.view()));
+      Tensor<T, rank_v<A>>::uninitialized(as_view(a).shape()),
+      Tensor<T, rank_v<B>>::uninitialized(as_view(b).shape())};
+  batched_matmul_backward(mode, dc, a, opa, b, opb, g.da.view(), g.db.view());
   return g;
 }
 

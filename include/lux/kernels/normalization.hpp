@@ -275,18 +275,27 @@ Tensor<T, 1> copy_or_empty(const A& a) {
     return copy(as_view(a));
 }
 
-/// batchnorm and instancenorm: statistics, output, running statistics.
-template <class Mode, class T, std::size_t N, class F, class RM, class RV>
-batchnorm_result<T, N> run_with_running_stats(Mode mode, const impl::norm_layout& L,
-                                              const shape_t<N>& xshape, const T* x,
-                                              impl::norm_affine<T> aff, const RM& running_mean,
-                                              const RV& running_var, bool training, const F& sigma,
-                                              T momentum, T epsilon, index_t stat_count,
-                                              const char* op) {
+/// batchnorm and instancenorm: argument checks, statistics, output, running statistics.
+template <class Mode, class X, class Scale, class Bias, class F, class RM, class RV,
+          class T = norm_value_t<X>, std::size_t N = rank_of<X>>
+batchnorm_result<T, N> run_with_running_stats(Mode mode, const impl::norm_layout& L, const X& xa,
+                                              const Scale& scale, const Bias& bias,
+                                              const RM& running_mean, const RV& running_var,
+                                              bool training, const F& sigma, T momentum, T epsilon,
+                                              index_t stat_count, const char* op) {
   static_assert(is_absent_v<RM> == is_absent_v<RV>,
                 "lux batchnorm/instancenorm: running_mean and running_var must both be given "
                 "or both be lux::none");
   constexpr bool has_running = !is_absent_v<RM>;
+  const shape_t<N> xshape = as_view(xa).shape();
+  check_channel_vector(scale, L.C, op, "scale", xshape);
+  check_channel_vector(bias, L.C, op, "bias", xshape);
+  check_channel_vector(running_mean, L.C, op, "running_mean", xshape);
+  check_channel_vector(running_var, L.C, op, "running_var", xshape);
+  check_epsilon(epsilon, op);
+  check_momentum(momentum, op);
+  const impl::norm_affine<T> aff{data_of<T>(scale, op, "scale"), data_of<T>(bias, op, "bias")};
+  const T* x = data_of<T>(xa, op, "x");
   const T* rm = data_of<T>(running_mean, op, "running_mean");
   const T* rv = data_of<T>(running_var, op, "running_var");
   if (has_running && training)
@@ -514,7 +523,6 @@ batchnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm(
     const RV& running_var, bool training, F sigma = {},
     norm_value_t<X> momentum = norm_value_t<X>(0.1),
     norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
-  using T = norm_value_t<X>;
   constexpr std::size_t N = detail::norm::rank_of<X>;
   static_assert(detail::norm::cpu_mode<Mode>, "lux::batchnorm: no CUDA implementation yet");
   static_assert(N >= 2, "lux::batchnorm: x needs at least 2 dimensions (..., channels, batch)");
@@ -523,16 +531,8 @@ batchnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm(
   const auto xs = as_view(x).shape();
   impl::norm_layout L = dn::channel_layout(xs);
   L.across_batch = true;
-  dn::check_channel_vector(scale, L.C, op, "scale", xs);
-  dn::check_channel_vector(bias, L.C, op, "bias", xs);
-  dn::check_channel_vector(running_mean, L.C, op, "running_mean", xs);
-  dn::check_channel_vector(running_var, L.C, op, "running_var", xs);
-  dn::check_epsilon(epsilon, op);
-  dn::check_momentum(momentum, op);
-  const impl::norm_affine<T> aff{dn::data_of<T>(scale, op, "scale"),
-                                 dn::data_of<T>(bias, op, "bias")};
-  return dn::run_with_running_stats(mode, L, xs, dn::data_of<T>(x, op, "x"), aff, running_mean,
-                                    running_var, training, sigma, momentum, epsilon, L.S * L.B, op);
+  return dn::run_with_running_stats(mode, L, x, scale, bias, running_mean, running_var, training,
+                                    sigma, momentum, epsilon, L.S * L.B, op);
 }
 
 /// Batch normalization (LuxLib's batchnorm); the mode is picked from the argument types.
@@ -667,23 +667,14 @@ instancenorm_result<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm(
     const RV& running_var, bool training, F sigma = {},
     norm_value_t<X> momentum = norm_value_t<X>(0.1),
     norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
-  using T = norm_value_t<X>;
   static_assert(detail::norm::cpu_mode<Mode>, "lux::instancenorm: no CUDA implementation yet");
   static_assert(detail::norm::rank_of<X> >= 2, "lux::instancenorm: x needs rank >= 3");
   namespace dn = detail::norm;
   constexpr const char* op = "instancenorm";
   const auto xs = as_view(x).shape();
   const impl::norm_layout L = dn::instance_layout(xs, op);
-  dn::check_channel_vector(scale, L.C, op, "scale", xs);
-  dn::check_channel_vector(bias, L.C, op, "bias", xs);
-  dn::check_channel_vector(running_mean, L.C, op, "running_mean", xs);
-  dn::check_channel_vector(running_var, L.C, op, "running_var", xs);
-  dn::check_epsilon(epsilon, op);
-  dn::check_momentum(momentum, op);
-  const impl::norm_affine<T> aff{dn::data_of<T>(scale, op, "scale"),
-                                 dn::data_of<T>(bias, op, "bias")};
-  return dn::run_with_running_stats(mode, L, xs, dn::data_of<T>(x, op, "x"), aff, running_mean,
-                                    running_var, training, sigma, momentum, epsilon, L.S, op);
+  return dn::run_with_running_stats(mode, L, x, scale, bias, running_mean, running_var, training,
+                                    sigma, momentum, epsilon, L.S, op);
 }
 
 /// Instance normalization with running statistics (LuxLib's second instancenorm form).

@@ -93,7 +93,7 @@ void for_each_in_group(const norm_layout& L, index_t k, F&& f) {
 /// dz = dy·σ'(·): from y when σ's derivative takes the output, from the pre-activation z
 /// otherwise (identity: dz = dy).
 template <class T, class F>
-T activation_backward(const F& sigma, T dy, T z, const T* y, index_t i) {
+T norm_dz(const F& sigma, T dy, T z, const T* y, index_t i) {
   if constexpr (activation_traits<F>::is_identity) {
     return dy;
   } else if constexpr (activation_traits<F>::uses_output) {
@@ -177,7 +177,7 @@ void normalization_backward(generic_op, const norm_layout& L, const T* dy, const
       const T scale = inv_std[k] * gamma;
       for (index_t i = L.S * (c + L.C * b), e = i + L.S; i < e; ++i) {
         const T xc = x[i] - mean[k];
-        const T dz = activation_backward(sigma, dy[i], xc * scale + beta, y, i);
+        const T dz = norm_dz(sigma, dy[i], xc * scale + beta, y, i);
         if (affine_grads) {
           sum_dz[a] += dz;
           sum_dz_xhat[a] += dz * xc * inv_std[k];
@@ -203,7 +203,7 @@ void normalization_backward(generic_op, const norm_layout& L, const T* dy, const
       const T mean_dxhat_xhat = batch_statistics ? static_cast<T>(sum_dxhat_xc[k] * inv / n) : T(0);
       for (index_t i = L.S * (c + L.C * b), e = i + L.S; i < e; ++i) {
         const T xc = x[i] - mean[k];
-        const T dz = activation_backward(sigma, dy[i], xc * scale + beta, y, i);
+        const T dz = norm_dz(sigma, dy[i], xc * scale + beta, y, i);
         dx[i] = inv * (dz * gamma - mean_dxhat - xc * inv * mean_dxhat_xhat);
       }
     }

@@ -1,11 +1,12 @@
 // luxcpp — fused_dense_bias_activation and its backward pass: the looped (CPU) implementation.
 //
 // Forward: the output y (M, N) = W (M, K) · x (K, N) is cut into tiles of mb rows × nb columns
-// (plan_dense_tiles below). Each tile is one Eigen GEMM (Eigen::Map over the tensors,
-// `noalias()`) followed at once by the epilogue z = tile + b, y = f(z) (xsimd), while the tile is
-// still in the core's L2 cache: the bias and activation cost no extra sweep over the output.
-// Tiles run in an OpenMP loop; inside it Eigen sees omp_get_num_threads() > 1 and runs each GEMM
-// on one thread, so Eigen's own threading is never nested inside ours.
+// (plan_dense_tiles below). Each tile is computed by Eigen's GEMM (Eigen::Map over the tensors,
+// `noalias()`, summed over depth slices of 1 KiB of W column) followed at once by the epilogue z =
+// tile + b, y = f(z) (xsimd), while the tile is still in the core's L2 cache: the bias and
+// activation cost no extra sweep over the output. Tiles run in an OpenMP loop; inside it Eigen sees
+// omp_get_num_threads() > 1 and runs each GEMM on one thread, so Eigen's own threading is never
+// nested inside ours.
 //
 // Backward: one pass over dy computes dz = dy · f'(y or z) and the bias gradient together (each
 // thread a contiguous range of columns, summing into its own row of a (threads × M) buffer,
@@ -57,8 +58,17 @@ inline constexpr bool is_gemm_real_v = std::is_same_v<T, float> || std::is_same_
 /// Bytes of output a tile may hold and still sit in a core's L2 cache next to Eigen's packed
 /// blocks (L2 is 1 MiB per core on the machines this was tuned on; 512 KiB leaves room).
 inline constexpr index_t tile_output_bytes = index_t{512} << 10;
-/// Packed W block (rows of a tile × Eigen's kc) that still fits a core's L2 cache (1 MiB).
-inline constexpr index_t lhs_block_bytes = index_t{1} << 20;
+/// Depth of one GEMM call inside a tile, in bytes of a W column segment: 1 KiB = 256 floats /
+/// 128 doubles. A tile's product is summed over K in slices of this depth (see forward_tiles).
+inline constexpr index_t depth_block_bytes = index_t{1} << 10;
+/// Packed W block (rows of a tile × depth block) that stays in a core's L2 cache (1 MiB) next
+/// to the packed x panel and the output tile.
+inline constexpr index_t lhs_block_bytes = index_t{512} << 10;
+
+template <class T>
+constexpr index_t depth_block() noexcept {
+  return std::max<index_t>(depth_block_bytes / static_cast<index_t>(sizeof(T)), 16);
+}
 /// Below this many flops (2 M N K) one thread does the whole product: starting a parallel region
 /// costs a few microseconds, a 4-Mflop GEMM takes ~40 µs on one core.
 inline constexpr double min_parallel_flops = 4.0e6;
@@ -87,14 +97,17 @@ inline int gemm_threads(index_t M, index_t N, index_t K) noexcept {
 /// tiles run in rounds of `threads`, so the cost is rounds × the largest tile. Row tiles are
 /// multiples of a 64-byte SIMD line so epilogue columns start aligned.
 ///
-/// Eigen's single-threaded GEMM packs mb rows × kc (≈ 512) of W as one block, sized from the
-/// cache sizes it reads with cpuid (on the VMs this was tuned on it reads a 320 MiB L3 and so
-/// takes the whole tile height): a block larger than the L2 cache (mb · min(K, 512) elements over
-/// lhs_block_bytes) measured ~7% slower (4096 × 4096 × 64: 34.5 ms for one 4096-row tile, 32.0 ms
-/// for 512-row tiles, one thread), hence the GEMM term's 10% surcharge for such tiles.
+/// Eigen's single-threaded GEMM packs a block of mb rows × its depth kc of W and streams it
+/// once per 4-column slice of x, and it sizes that block for the L3 cache (it takes the whole
+/// tile height), so a tall tile streams W from L3; with two threads streaming at once that was
+/// the difference between 103 and 124 GFLOP/s on 4096 × 4096 × 64 (one 2048-row tile per thread
+/// vs 256-row tiles). forward_tiles therefore calls Eigen on depth slices of depth_block<T>()
+/// (Eigen's kc is then at most that), and the model charges 10% more GEMM time to tiles whose
+/// packed block mb × depth exceeds lhs_block_bytes.
 inline tile_plan plan_dense_tiles(index_t M, index_t N, index_t K, std::size_t elem_bytes,
                                   int threads) {
   tile_plan best;
+  const index_t depth = std::max<index_t>(depth_block_bytes / static_cast<index_t>(elem_bytes), 16);
   best.threads = std::max(threads, 1);
   const index_t row_align = std::max<index_t>(64 / static_cast<index_t>(elem_bytes), 1);
   const double budget = static_cast<double>(tile_output_bytes) / static_cast<double>(elem_bytes);
@@ -115,7 +128,7 @@ inline tile_plan plan_dense_tiles(index_t M, index_t N, index_t K, std::size_t e
       if (qr != q) continue;
       const double out = static_cast<double>(mb) * static_cast<double>(nb);
       const bool lhs_spills = static_cast<double>(mb) *
-                                  static_cast<double>(std::min<index_t>(K, 512)) *
+                                  static_cast<double>(std::min<index_t>(K, depth)) *
                                   static_cast<double>(elem_bytes) >
                               static_cast<double>(lhs_block_bytes);
       const double gemm = 2.0 * out * static_cast<double>(K) / 64.0 * (lhs_spills ? 1.1 : 1.0);
@@ -171,11 +184,22 @@ void forward_tiles(const F& f, const T* w, const T* x, const T* b, T* y, T* z, i
     const index_t i0 = ti * plan.mb, j0 = tj * plan.nb;
     const index_t mb = std::min(plan.mb, M - i0), nb = std::min(plan.nb, N - j0);
     if (mb <= 0 || nb <= 0) return;
-    Eigen::Map<const matrix<T>, Eigen::Unaligned, outer_stride> W(w + i0, mb, K, outer_stride(M));
-    Eigen::Map<const matrix<T>> X(x + K * j0, K, nb);
     Eigen::Map<matrix<T>, Eigen::Unaligned, outer_stride> Y(y + i0 + M * j0, mb, nb,
                                                             outer_stride(M));
-    Y.noalias() = W * X;
+    // Y = Σ over depth slices [k0, k0 + kc) of W[i0 .., k0 ..] · x[k0 .., j0 ..].
+    constexpr index_t kc = depth_block<T>();
+    if (K == 0) Y.setZero();
+    for (index_t k0 = 0; k0 < K; k0 += kc) {
+      const index_t k = std::min(kc, K - k0);
+      Eigen::Map<const matrix<T>, Eigen::Unaligned, outer_stride> W(w + i0 + M * k0, mb, k,
+                                                                    outer_stride(M));
+      Eigen::Map<const matrix<T>, Eigen::Unaligned, outer_stride> X(x + k0 + K * j0, k, nb,
+                                                                    outer_stride(K));
+      if (k0 == 0)
+        Y.noalias() = W * X;
+      else
+        Y.noalias() += W * X;
+    }
     epilogue<HasBias, SaveZ, Arch>(f, y + i0 + M * j0, SaveZ ? z + i0 + M * j0 : nullptr,
                                    HasBias ? b + i0 : nullptr, mb, nb, M);
   };
