@@ -7,7 +7,8 @@ Each benchmark's median throughput is shown (GB/s from SetBytesProcessed, GFLOP/
 "FLOP/s" counter, or items/s) together with its ratio to the baseline measured in the same
 binary, chosen in this order:
   1. the benchmark named in its label as "vs=<name>";
-  2. for FLOP/s benchmarks, BM_eigen_sgemm with the same argument suffix;
+  2. for FLOP/s benchmarks, BM_eigen_sgemm with the same argument suffix (BM_eigen_sgemm_fwd_bwd
+     for a "forward_backward" benchmark, when the binary has it);
   3. for byte-counted benchmarks, the fastest BM_memcpy* entry of the binary (the machine's
      copy bandwidth: one read and one write of every byte counted, as the kernels count).
 """
@@ -45,6 +46,9 @@ def baseline_for(name, b, rows):
     value, unit = throughput(b)
     if unit == "GFLOP/s":
         suffix = name[name.find("/"):] if "/" in name else ""
+        # A forward+backward benchmark is compared with the three GEMMs of a plain fwd+bwd.
+        if "forward_backward" in name and ("BM_eigen_sgemm_fwd_bwd" + suffix) in rows:
+            return rows["BM_eigen_sgemm_fwd_bwd" + suffix]
         return rows.get("BM_eigen_sgemm" + suffix)
     if unit == "GB/s":
         copies = [r for n, r in rows.items() if n.startswith("BM_memcpy")]
