@@ -105,7 +105,11 @@ TEST_CASE("Chain: outputsize, errors name the layer path, printing", "[layers][c
   lux::Tensor<float, 2> x(200, 32);
   CHECK_THROWS_WITH(lux::apply(model, x, ps, st),
                     "layer_1 (Dense 784 => 256): expected input (784, B), got (200, 32)");
-  lux::Chain outer(lux::Dense({3, 3}), model);
+  // Nested Chains are flattened unless disabled; the disabled outer keeps the nesting.
+  lux::Chain outer(lux::disable_optimizations, lux::Dense({3, 3}), model);
+  lux::Chain flat(lux::Dense({3, 3}), model);
+  CHECK_THROWS_WITH(lux::outputsize(flat, lux::make_shape(3, 1)),
+                    "layer_2 (Dense 784 => 256): expected input (784, B), got (3, 1)");
   auto [ps2, st2] = lux::setup<float>(r, outer);
   CHECK_THROWS_WITH(lux::outputsize(outer, lux::make_shape(3, 1)),
                     "layer_2.layer_1 (Dense 784 => 256): expected input (784, B), got (3, 1)");

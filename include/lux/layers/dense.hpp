@@ -71,6 +71,7 @@ struct Dense {
   template <class X, class PS, class ST>
   auto forward(const X& x, const PS& ps, const ST& st) const {
     const auto xv = as_view(x);
+    check_params(ps);
     check_input(xv.shape());
     auto x2 = xv.reshape(in_dims, -1);
     auto y = fused_dense_bias_activation(activation, weight_of(ps), x2, bias_of(ps));
@@ -82,6 +83,7 @@ struct Dense {
     using T = typename array_traits<std::remove_cvref_t<X>>::value_type;
     constexpr std::size_t N = array_traits<std::remove_cvref_t<X>>::rank;
     const auto xv = as_view(x);
+    check_params(ps);
     check_input(xv.shape());
     auto x2 = copy(xv.reshape(in_dims, -1));  // owned by `back`
     auto [y, saved] =
@@ -126,6 +128,19 @@ struct Dense {
   }
 
  private:
+  // Every parameter leaf must have the shape the hyperparameters give.
+  template <class PS>
+  void check_params(const PS& ps) const {
+    const auto ws = as_view(ps.template get<"weight">()).shape();
+    require<shape_error>(ws == shape_t<2>{out_dims, in_dims}, "Dense ", in_dims, " => ", out_dims,
+                         ": parameter weight has shape ", ws, ", expected ",
+                         shape_t<2>{out_dims, in_dims});
+    if constexpr (UseBias) {
+      const auto bs = as_view(ps.template get<"bias">()).shape();
+      require<shape_error>(bs == shape_t<1>{out_dims}, "Dense ", in_dims, " => ", out_dims,
+                           ": parameter bias has shape ", bs, ", expected ", shape_t<1>{out_dims});
+    }
+  }
   template <std::size_t N>
   void check_input(const shape_t<N>& in) const {
     static_assert(N >= 1, "Dense: the input needs at least one dimension");

@@ -1,0 +1,182 @@
+// End-to-end models: the LeNet-style Chain and an LSTM sequence model, forward and
+// backward through every layer, checked against central finite differences in double (all of
+// dx, sampled coordinates of every parameter), plus a few SGD steps that must lower the loss,
+// and the path-naming errors for a wrong input and a parameter tree of the wrong shape.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <lux/layers/chain.hpp>
+#include <lux/layers/conv.hpp>
+#include <lux/layers/dense.hpp>
+#include <lux/layers/pooling.hpp>
+#include <lux/layers/recurrent.hpp>
+#include <lux/layers/utility.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/check.hpp"
+
+namespace {
+
+auto make_lenet() {
+  return lux::Chain(lux::Conv({5, 5}, {1, 6}, lux::relu{}), lux::MaxPool({2, 2}),
+                    lux::Conv({5, 5}, {6, 16}, lux::relu{}), lux::MaxPool({2, 2}),
+                    lux::FlattenLayer{}, lux::Dense({256, 120}, lux::relu{}),
+                    lux::Dense({120, 84}, lux::relu{}), lux::Dense({84, 10}));
+}
+
+/// Checks back's parameter gradients against central differences at `samples` coordinates of
+/// every leaf (every coordinate when the leaf is smaller), and returns the number checked.
+template <class Model, class X, class PS, class ST, class DPS, class V>
+int check_parameter_gradients(const Model& model, const X& x, const PS& ps, const ST& st,
+                              const DPS& dps, const V& v, int samples) {
+  int checked = 0;
+  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
+    using P = std::remove_cvref_t<decltype(p)>;
+    const lux::index_t n = p.numel();
+    const lux::index_t step = std::max<lux::index_t>(1, n / samples);
+    double worst = 0;
+    for (lux::index_t i = (n > samples ? 7 % step : 0); i < n; i += step) {
+      auto loss_at = [&](double delta) {
+        auto ps2 = ps;
+        lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
+          if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
+            if (q == path) leaf.data()[i] += delta;
+        });
+        return lux_test::dot(lux::apply(model, x, ps2, st).first, v);
+      };
+      const double h = 1e-6 * std::max(1.0, std::abs(p.data()[i]));
+      const double fd = (loss_at(h) - loss_at(-h)) / (2 * h);
+      const double scale = std::max(1.0, std::abs(fd));
+      worst = std::max(worst, std::abs(fd - g.data()[i]) / scale);
+    }
+    INFO(path);
+    CHECK(worst < 1e-5);
+    ++checked;
+  });
+  return checked;
+}
+
+/// Softmax cross-entropy over the columns of logits (10, B), and its gradient.
+template <class T>
+double cross_entropy(const lux::Tensor<T, 2>& logits, const std::vector<int>& labels,
+                     std::type_identity_t<lux::Tensor<T, 2>>* grad) {
+  double loss = 0;
+  const lux::index_t C = logits.size(0), B = logits.size(1);
+  for (lux::index_t b = 0; b < B; ++b) {
+    double m = -1e300, s = 0;
+    for (lux::index_t c = 0; c < C; ++c) m = std::max(m, double(logits(c, b)));
+    for (lux::index_t c = 0; c < C; ++c) s += std::exp(double(logits(c, b)) - m);
+    loss += -(double(logits(labels[b], b)) - m - std::log(s));
+    if (grad)
+      for (lux::index_t c = 0; c < C; ++c)
+        (*grad)(c, b) =
+            T((std::exp(double(logits(c, b)) - m) / s - (c == labels[b] ? 1.0 : 0.0)) / B);
+  }
+  return loss / B;
+}
+
+}  // namespace
+
+TEST_CASE("LeNet: sizes, Lux's parameter count, printing", "[layers][models]") {
+  auto model = make_lenet();
+  // Lux: Conv 5·5·1·6+6 = 156, Conv 5·5·6·16+16 = 2416, Dense 30840, 10164, 850.
+  CHECK(lux::parameterlength(model) == 156 + 2416 + 30840 + 10164 + 850);
+  CHECK(lux::statelength(model) == 0);
+  CHECK(lux::outputsize(model, lux::make_shape(28, 28, 1, 32)) == lux::make_shape(10, 32));
+  lux::rng r(1);
+  auto [ps, st] = lux::setup<float>(r, model);
+  CHECK(ps.get<"layer_1">().get<"weight">().shape() == lux::make_shape(5, 5, 1, 6));
+  CHECK(ps.get<"layer_6">().get<"weight">().shape() == lux::make_shape(120, 256));
+  std::ostringstream os;
+  os << model;
+  CHECK(os.str().find("Conv((5, 5), 6 => 16, relu)") != std::string::npos);
+  CHECK(os.str().find("Dense(84 => 10)") != std::string::npos);
+
+  auto x = lux_test::random_tensor<float>(lux::make_shape(28, 28, 1, 32), 3);
+  auto [y, st2] = lux::apply(model, x, ps, st);
+  CHECK(y.shape() == lux::make_shape(10, 32));
+}
+
+TEST_CASE("LeNet: pullback end to end matches finite differences", "[layers][models]") {
+  auto model = make_lenet();
+  lux::rng r(2);
+  auto [ps, st] = lux::setup<double>(r, model);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(28, 28, 1, 2), 4);
+  auto v = lux_test::random_tensor<double>(lux::make_shape(10, 2), 5);
+  auto [y, st2, back] = lux::pullback(model, x, ps, st);
+  CHECK(lux_test::max_rel_err(y, lux::apply(model, x, ps, st).first) == 0.0);
+  auto [dx, dps] = back(v);
+  CHECK(dx.shape() == x.shape());
+  auto loss_x = [&](const lux::Tensor<double, 4>& xx) {
+    return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
+  };
+  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<4>(loss_x, x)) < 1e-6);
+  CHECK(check_parameter_gradients(model, x, ps, st, dps, v, 12) == 10);
+}
+
+TEST_CASE("LeNet: SGD steps on a fixed batch lower the cross-entropy", "[layers][models]") {
+  auto model = make_lenet();
+  lux::rng r(6);
+  auto [ps, st] = lux::setup<float>(r, model);
+  auto x = lux_test::random_tensor<float>(lux::make_shape(28, 28, 1, 16), 7);
+  std::vector<int> labels(16);
+  for (int b = 0; b < 16; ++b) labels[b] = (b * 7) % 10;
+  lux::Tensor<float, 2> dy(10, 16);
+  const double loss0 = cross_entropy(lux::apply(model, x, ps, st).first, labels, nullptr);
+  double loss = loss0;
+  for (int step = 0; step < 60; ++step) {
+    auto [y, st2, back] = lux::pullback(model, x, ps, st);
+    loss = cross_entropy(y, labels, &dy);
+    auto grads = back(dy).dps;
+    lux::zip_leaves(ps, grads, [&](std::string_view, auto& p, const auto& g) {
+      for (lux::index_t i = 0; i < p.numel(); ++i) p.data()[i] -= 0.2f * g.data()[i];
+    });
+  }
+  INFO("loss " << loss0 << " -> " << loss);
+  CHECK(std::isfinite(loss));
+  CHECK(loss < 0.25 * loss0);
+}
+
+TEST_CASE("LeNet: errors name the layer path", "[layers][models]") {
+  auto model = make_lenet();
+  lux::rng r(8);
+  auto [ps, st] = lux::setup<float>(r, model);
+  lux::Tensor<float, 4> wrong_channels(28, 28, 3, 2);
+  CHECK_THROWS_AS(lux::apply(model, wrong_channels, ps, st), lux::shape_error);
+  try {
+    (void)lux::apply(model, wrong_channels, ps, st);
+  } catch (const lux::shape_error& e) {
+    CHECK(std::string(e.what()).rfind("layer_1 (Conv", 0) == 0);
+  }
+  // A parameter tree of the wrong shape: layer_6's weight from a Dense(256 => 100).
+  auto ps_bad = ps;
+  ps_bad.get<"layer_6">().get<"weight">() = lux::Tensor<float, 2>(100, 256);
+  lux::Tensor<float, 4> x(28, 28, 1, 2);
+  CHECK_THROWS_WITH(lux::apply(model, x, ps_bad, st),
+                    "layer_6 (Dense 256 => 120): parameter weight has shape (100, 256), expected "
+                    "(120, 256)");
+  // A wrong input size reaching a Dense inside the chain (28×28 → 32×32 images).
+  lux::Tensor<float, 4> big(32, 32, 1, 2);
+  CHECK_THROWS_WITH(lux::apply(model, big, ps, st),
+                    "layer_6 (Dense 256 => 120): expected input (256, B), got (400, 2)");
+}
+
+TEST_CASE("LSTM sequence model: Recurrence(LSTMCell) then Dense, end to end", "[layers][models]") {
+  auto model = lux::Chain(lux::Recurrence(lux::LSTMCell({3, 6})), lux::Dense({6, 2}));
+  CHECK(lux::parameterlength(model) == (24 * 3 + 24 * 6 + 24 + 24) + (6 * 2 + 2));
+  lux::rng r(9);
+  auto [ps, st] = lux::setup<double>(r, model);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(3, 5, 4), 10);  // (F, T, B)
+  CHECK(lux::outputsize(model, x.shape()) == lux::make_shape(2, 4));
+  auto v = lux_test::random_tensor<double>(lux::make_shape(2, 4), 11);
+  auto [y, st2, back] = lux::pullback(model, x, ps, st);
+  CHECK(y.shape() == lux::make_shape(2, 4));
+  auto [dx, dps] = back(v);
+  auto loss_x = [&](const lux::Tensor<double, 3>& xx) {
+    return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
+  };
+  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<3>(loss_x, x)) < 1e-6);
+  CHECK(check_parameter_gradients(model, x, ps, st, dps, v, 1000) == 6);
+}
