@@ -1,4 +1,4 @@
-// luxcpp — umbrella header: everything that needs no CUDA.
+// luxcpp — umbrella header: everything that needs no CUDA (core, LuxLib's kernels, Lux's layers).
 // (CUDA tensors: additionally #include <lux/core/cuda.hpp> and link luxcpp::cuda.)
 #pragma once
 
@@ -12,4 +12,29 @@
 #include "lux/core/random.hpp"
 #include "lux/core/shape.hpp"
 #include "lux/core/tensor.hpp"
+#include "lux/kernels/activation.hpp"
+#include "lux/kernels/batched_matmul.hpp"
+#include "lux/kernels/bias_activation.hpp"
+#include "lux/kernels/conv.hpp"
+#include "lux/kernels/dense.hpp"
+#include "lux/kernels/dropout.hpp"
+#include "lux/kernels/embedding.hpp"
+#include "lux/kernels/normalization.hpp"
+#include "lux/kernels/pooling.hpp"
+#include "lux/kernels/upsample.hpp"
+#include "lux/layers/chain.hpp"
+#include "lux/layers/connections.hpp"
+#include "lux/layers/containers.hpp"
+#include "lux/layers/conv.hpp"
+#include "lux/layers/dense.hpp"
+#include "lux/layers/dropout.hpp"
 #include "lux/layers/initializers.hpp"
+#include "lux/layers/layer.hpp"
+#include "lux/layers/linear.hpp"
+#include "lux/layers/normalization.hpp"
+#include "lux/layers/pooling.hpp"
+#include "lux/layers/recurrent.hpp"
+#include "lux/layers/summary.hpp"
+#include "lux/layers/upsample.hpp"
+#include "lux/layers/utility.hpp"
+#include "lux/layers/weightnorm.hpp"

@@ -16,78 +16,11 @@
 #include <vector>
 
 #include "support/check.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 using T2 = lux::Tensor<double, 2>;
 using T1 = lux::Tensor<double, 1>;
-
-template <class A>
-double dot_any(const A& a, const A& b) {
-  if constexpr (lux::is_array_v<A>)
-    return lux_test::dot(a, b);
-  else
-    return std::apply(
-        [&](const auto&... ai) {
-          return [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return (0.0 + ... + dot_any(ai, std::get<I>(b)));
-          }
-          (std::index_sequence_for<decltype(ai)...>{});
-        },
-        a);
-}
-
-// Checks back(v) against central finite differences for x (each tuple element) and every
-// ps leaf; returns the checked parameter paths.
-template <class M, class X, class PS, class ST, class V>
-std::vector<std::string> check_gradients(const M& m, const X& x, const PS& ps, const ST& st,
-                                         const V& v) {
-  auto [y, st2, back] = lux::pullback(m, x, ps, st);
-  CHECK(dot_any(y, v) == Approx(dot_any(lux::apply(m, x, ps, st).first, v)).epsilon(1e-12));
-  auto [dx, dps] = back(v);
-  auto loss = [&](const X& xx, const PS& pp) {
-    return dot_any(lux::apply(m, xx, pp, st).first, v);
-  };
-  if constexpr (lux::is_array_v<X>) {
-    constexpr std::size_t N = X::rank;
-    auto num = lux_test::numerical_gradient<N>([&](const X& xx) { return loss(xx, ps); }, x);
-    CHECK(lux_test::max_rel_err(dx, num) < 1e-6);
-  } else {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (
-          [&] {
-            using E = std::tuple_element_t<I, X>;
-            auto num = lux_test::numerical_gradient<E::rank>(
-                [&](const E& e) {
-                  X x2 = x;
-                  std::get<I>(x2) = e;
-                  return loss(x2, ps);
-                },
-                std::get<I>(x));
-            INFO("input element " << I);
-            CHECK(lux_test::max_rel_err(std::get<I>(dx), num) < 1e-6);
-          }(),
-          ...);
-    }
-    (std::make_index_sequence<std::tuple_size_v<X>>{});
-  }
-  std::vector<std::string> checked;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    constexpr std::size_t N = P::rank;
-    auto loss_p = [&](const lux::Tensor<double, N>& value) {
-      auto ps2 = ps;
-      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-          if (q == path) leaf = value;
-      });
-      return loss(x, ps2);
-    };
-    INFO(path);
-    CHECK(lux_test::max_rel_err(g, lux_test::numerical_gradient<N>(loss_p, p)) < 1e-6);
-    checked.emplace_back(path);
-  });
-  return checked;
-}
 
 template <class L>
 std::string str(const L& l) {
@@ -108,38 +41,17 @@ T2 dense_ref(const T2& w, const T1& b, const T2& x) {
 }
 
 // Elementwise functions with pullbacks (Lux's +1, +2, ^3 of the PairwiseFusion test).
-struct plus_c {
+struct plus_c : lux_test::elementwise_fn<plus_c> {
   static constexpr const char* name = "plus";
+  explicit plus_c(double c_) : c(c_) {}
   double c;
-  template <class X>
-  auto operator()(const X& x) const {
-    auto y = lux::copy(lux::as_view(x));
-    for (auto& v : y) v += c;
-    return y;
-  }
-  template <class X>
-  auto pullback(const X& x) const {
-    return std::pair{(*this)(x), [](const auto& dy) { return lux::copy(lux::as_view(dy)); }};
-  }
+  double f(double v) const { return v + c; }
+  double df(double) const { return 1; }
 };
-struct cube {
+struct cube : lux_test::elementwise_fn<cube> {
   static constexpr const char* name = "cube";
-  template <class X>
-  auto operator()(const X& x) const {
-    auto y = lux::copy(lux::as_view(x));
-    for (auto& v : y) v = v * v * v;
-    return y;
-  }
-  template <class X>
-  auto pullback(const X& x) const {
-    auto xs = lux::copy(lux::as_view(x));
-    return std::pair{(*this)(x), [xs](const auto& dy) {
-                       auto d = lux::copy(lux::as_view(dy));
-                       for (lux::index_t k = 0; k < d.numel(); ++k)
-                         d.data()[k] *= 3 * xs.data()[k] * xs.data()[k];
-                       return d;
-                     }};
-  }
+  double f(double v) const { return v * v * v; }
+  double df(double v) const { return 3 * v * v; }
 };
 }  // namespace
 
@@ -165,7 +77,7 @@ TEST_CASE("Chain: flattening, NoOp removal, single layer, disable_optimizations"
   }());
   CHECK(lux_test::max_rel_err(y, ref) < 1e-14);
   auto v = lux_test::random_tensor<double>(lux::make_shape(2, 5), 3);
-  CHECK(check_gradients(outer, x, ps, st, v).size() == 6);
+  CHECK(lux_test::check_pullback(outer, x, ps, st, v).size() == 6);
 
   // Indexing and slicing.
   CHECK(outer.get<1>().in_dims == 3);
@@ -199,7 +111,7 @@ TEST_CASE("Chain: flattening, NoOp removal, single layer, disable_optimizations"
   CHECK(str(raw) ==
         "Chain(layer_1 = Dense(2 => 3), layer_2 = NoOpLayer(), layer_3 = Chain(layer_1 = "
         "Dense(3 => 4, tanh), layer_2 = Dense(4 => 2)))");
-  CHECK(check_gradients(raw, x, psr, str_, v).size() == 6);
+  CHECK(lux_test::check_pullback(raw, x, psr, str_, v).size() == 6);
   CHECK(lux::outputsize(raw, lux::make_shape(2, 7)) == lux::make_shape(2, 7));
   CHECK_THROWS_WITH(lux::outputsize(raw, lux::make_shape(3, 7)),
                     "layer_1 (Dense 2 => 3): expected input (2, B), got (3, 7)");
@@ -236,7 +148,7 @@ TEST_CASE("Parallel, BranchLayer, Maxout: forward, gradients, names, errors",
   CHECK(lux::outputsize(par, std::tuple{lux::make_shape(3, 4), lux::make_shape(4, 4)}) ==
         lux::make_shape(2, 4));
   auto v = lux_test::random_tensor<double>(lux::make_shape(2, 4), 3);
-  CHECK(check_gradients(par, x, ps, st, v) ==
+  CHECK(lux_test::check_pullback(par, x, ps, st, v) ==
         std::vector<std::string>{"layer_1.weight", "layer_1.bias", "skip.weight", "skip.bias"});
   CHECK(str(par) == "Parallel(+, layer_1 = Dense(3 => 2), skip = Dense(4 => 2))");
   auto xbad = std::tuple{T2(3, 4), T2(5, 4)};
@@ -256,14 +168,14 @@ TEST_CASE("Parallel, BranchLayer, Maxout: forward, gradients, names, errors",
   CHECK(gv.dx.size() == 3);
   // Single array to all layers (mul), no connection → tuple.
   auto xs = lux_test::random_tensor<double>(lux::make_shape(3, 2), 8);
-  CHECK(
-      check_gradients(same, xs, ps3, st3, lux_test::random_tensor<double>(lux::make_shape(2, 2), 9))
-          .size() == 6);
+  CHECK(lux_test::check_pullback(same, xs, ps3, st3,
+                                 lux_test::random_tensor<double>(lux::make_shape(2, 2), 9))
+            .size() == 6);
   lux::Parallel tup(lux::none, lux::Dense({3, 2}), lux::NoOpLayer{});
   auto [pst, stt] = lux::setup<double>(r, tup);
   auto vt = std::tuple{lux_test::random_tensor<double>(lux::make_shape(2, 2), 10),
                        lux_test::random_tensor<double>(lux::make_shape(3, 2), 11)};
-  CHECK(check_gradients(tup, xs, pst, stt, vt).size() == 2);
+  CHECK(lux_test::check_pullback(tup, xs, pst, stt, vt).size() == 2);
   CHECK(str(tup) == "Parallel(nothing, layer_1 = Dense(3 => 2), layer_2 = NoOpLayer())");
 
   // BranchLayer: same x, tuple output or fusion.
@@ -273,14 +185,14 @@ TEST_CASE("Parallel, BranchLayer, Maxout: forward, gradients, names, errors",
   CHECK(std::get<1>(yb).shape() == lux::make_shape(4, 2));
   auto vb = std::tuple{lux_test::random_tensor<double>(lux::make_shape(2, 2), 12),
                        lux_test::random_tensor<double>(lux::make_shape(4, 2), 13)};
-  CHECK(check_gradients(br, xs, psb, stb, vb).size() == 4);
+  CHECK(lux_test::check_pullback(br, xs, psb, stb, vb).size() == 4);
   lux::BranchLayer brf(lux::Dense({3, 2}), lux::Dense({3, 4}),
                        lux::branch_options{.fusion = lux::vcat{}});
   auto [psf, stf] = lux::setup<double>(r, brf);
   CHECK(lux::outputsize(brf, lux::make_shape(3, 2)) == lux::make_shape(6, 2));
-  CHECK(
-      check_gradients(brf, xs, psf, stf, lux_test::random_tensor<double>(lux::make_shape(6, 2), 14))
-          .size() == 4);
+  CHECK(lux_test::check_pullback(brf, xs, psf, stf,
+                                 lux_test::random_tensor<double>(lux::make_shape(6, 2), 14))
+            .size() == 4);
   CHECK(str(brf) == "BranchLayer(layer_1 = Dense(3 => 2), layer_2 = Dense(3 => 4), fusion=vcat)");
   CHECK_THROWS_WITH(lux::outputsize(brf, lux::make_shape(2, 2)),
                     "layer_1 (Dense 3 => 2): expected input (3, B), got (2, 2)");
@@ -302,9 +214,9 @@ TEST_CASE("Parallel, BranchLayer, Maxout: forward, gradients, names, errors",
     best = std::max({a1.data()[k], a2.data()[k], a3.data()[k]});
     CHECK(ym.data()[k] == best);
   }
-  CHECK(
-      check_gradients(mx, xs, psm, stm, lux_test::random_tensor<double>(lux::make_shape(2, 2), 15))
-          .size() == 6);
+  CHECK(lux_test::check_pullback(mx, xs, psm, stm,
+                                 lux_test::random_tensor<double>(lux::make_shape(2, 2), 15))
+            .size() == 6);
   CHECK(str(mx) ==
         "Maxout(layer_1 = Dense(3 => 2), layer_2 = Dense(3 => 2), layer_3 = Dense(3 => 2))");
 }
@@ -322,8 +234,8 @@ TEST_CASE("PairwiseFusion: Lux's vcat test and gradients", "[layers][containers]
   CHECK((y7[0] == 1000 && y7[1] == 729 && y7[2] == 343 && y7[3] == 7));
   CHECK(lux::outputsize(pf, lux::make_shape(1)) == lux::make_shape(4));
   auto v = lux_test::random_tensor<double>(lux::make_shape(4), 1);
-  check_gradients(pf, x, ps, st, v);
-  check_gradients(pf, one(0.7), ps, st, v);
+  lux_test::check_pullback(pf, x, ps, st, v);
+  lux_test::check_pullback(pf, one(0.7), ps, st, v);
   CHECK(str(pf) ==
         "PairwiseFusion(vcat, layer_1 = WrappedFunction(plus), layer_2 = "
         "WrappedFunction(plus), layer_3 = WrappedFunction(cube))");
@@ -342,9 +254,9 @@ TEST_CASE("PairwiseFusion: Lux's vcat test and gradients", "[layers][containers]
   auto h2 = dense_ref(psd.get<"b">().get<"weight">(), psd.get<"b">().get<"bias">(), h);
   for (lux::index_t k = 0; k < h2.numel(); ++k) h2.data()[k] += std::get<2>(xd).data()[k];
   CHECK(lux_test::max_rel_err(yd, h2) < 1e-14);
-  CHECK(
-      check_gradients(pd, xd, psd, std_, lux_test::random_tensor<double>(lux::make_shape(4, 2), 5))
-          .size() == 4);
+  CHECK(lux_test::check_pullback(pd, xd, psd, std_,
+                                 lux_test::random_tensor<double>(lux::make_shape(4, 2), 5))
+            .size() == 4);
   auto xbad = std::tuple{T2(3, 2), T2(4, 2), T2(4, 3)};
   CHECK_THROWS_WITH(lux::apply(pd, xbad, psd, std_),
                     "+: the inputs must have equal shapes, got (4, 2) and (4, 3)");
@@ -367,7 +279,7 @@ TEST_CASE("SkipConnection: callable and layer connections", "[layers][containers
   for (lux::index_t k = 0; k < ref.numel(); ++k) ref.data()[k] += x.data()[k];
   CHECK(lux_test::max_rel_err(y, ref) < 1e-14);
   auto v = lux_test::random_tensor<double>(lux::make_shape(3, 2), 2);
-  CHECK(check_gradients(sk, x, ps, st, v).size() == 4);
+  CHECK(lux_test::check_pullback(sk, x, ps, st, v).size() == 4);
   CHECK(lux::outputsize(sk, x.shape()) == x.shape());
   CHECK_THROWS_WITH(lux::apply(sk, T2(4, 2), ps, st),
                     "layers.layer_1 (Dense 3 => 5): expected input (3, B), got (4, 2)");
@@ -381,8 +293,8 @@ TEST_CASE("SkipConnection: callable and layer connections", "[layers][containers
   static_assert(decltype(psl)::names[0] == "layers" && decltype(psl)::names[1] == "connection");
   CHECK(lux::parameterlength(skl) == 16 + 8);
   CHECK(lux::outputsize(skl, x.shape()) == lux::make_shape(6, 2));
-  CHECK(check_gradients(skl, x, psl, stl,
-                        lux_test::random_tensor<double>(lux::make_shape(6, 2), 3)) ==
+  CHECK(lux_test::check_pullback(skl, x, psl, stl,
+                                 lux_test::random_tensor<double>(lux::make_shape(6, 2), 3)) ==
         std::vector<std::string>{"layers.weight", "layers.bias", "connection.layer_2.weight",
                                  "connection.layer_2.bias"});
   auto psbad = psl.with<"connection">(psl.get<"connection">().with<"layer_2">(

@@ -15,6 +15,7 @@
 
 #include "support/check.hpp"
 #include "support/fixture.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 using lux::index_t;
@@ -105,40 +106,13 @@ T4 naive_pool2d(const T4& x, bool is_max, std::array<index_t, 2> k, std::array<i
   return y;
 }
 
-// pullback vs apply, and back(v) vs central finite differences for x and every ps leaf.
+// pullback vs apply and outputsize, and back(v) vs central finite differences for x and every
+// ps leaf.
 template <class L, class X, class PS>
 std::vector<std::string> check_pullback(const L& layer, const X& x, const PS& ps,
                                         double tol = 1e-6) {
-  constexpr std::size_t N = X::rank;
-  const lux::empty_tuple st{};
-  auto [y, st2, back] = lux::pullback(layer, x, ps, st);
-  auto [yref, st3] = lux::apply(layer, x, ps, st);
-  CHECK(lux_test::max_rel_err(y, yref) == 0.0);
-  CHECK(y.shape() == lux::outputsize(layer, x.shape()));
-  const auto v = lux_test::random_tensor<double>(y.shape(), 99);
-  auto [dx, dps] = back(v);
-  static_assert(std::is_same_v<decltype(dps), PS>);
-  auto loss_x = [&](const lux::Tensor<double, N>& xx) {
-    return lux_test::dot(lux::apply(layer, xx, ps, st).first, v);
-  };
-  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<N>(loss_x, x)) < tol);
-  std::vector<std::string> checked;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    constexpr std::size_t M = P::rank;
-    auto loss_p = [&](const lux::Tensor<double, M>& value) {
-      auto ps2 = ps;
-      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-          if (q == path) leaf = value;
-      });
-      return lux_test::dot(lux::apply(layer, x, ps2, st).first, v);
-    };
-    INFO(path);
-    CHECK(lux_test::max_rel_err(g, lux_test::numerical_gradient<M>(loss_p, p)) < tol);
-    checked.emplace_back(path);
-  });
-  return checked;
+  const auto v = lux_test::random_tensor<double>(lux::outputsize(layer, x.shape()), 99);
+  return lux_test::check_pullback(layer, x, ps, lux::empty_tuple{}, v, {.tol = tol});
 }
 
 template <class L>

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "support/check.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 // Naive float64 Dense: y[o, b] = σ(Σ_i W[o, i] x[i, b] + bias[o]).
@@ -64,34 +65,8 @@ TEST_CASE("Chain of Dense: pullback matches finite differences", "[layers][chain
   CHECK(lux::parameterlength(ps) == 4 * 6 + 6 + 6 * 5 + 5 + 5 * 2);
   auto x = lux_test::random_tensor<double>(lux::make_shape(4, 3), 9);
   auto v = lux_test::random_tensor<double>(lux::make_shape(2, 3), 10);
-  auto [y, st2, back] = lux::pullback(model, x, ps, st);
-  auto [yref, st3] = lux::apply(model, x, ps, st);
-  CHECK(lux_test::max_rel_err(y, yref) == 0.0);
-  auto [dx, dps] = back(v);
-
-  auto loss_x = [&](const lux::Tensor<double, 2>& xx) {
-    return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
-  };
-  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<2>(loss_x, x)) < 1e-6);
-
-  // Every parameter leaf, by path: perturb a copy of ps through for_each_leaf.
-  std::vector<std::string> checked;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    constexpr std::size_t N = P::rank;
-    auto loss_p = [&](const lux::Tensor<double, N>& value) {
-      auto ps2 = ps;
-      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-          if (q == path) leaf = value;
-      });
-      return lux_test::dot(lux::apply(model, x, ps2, st).first, v);
-    };
-    const double err = lux_test::max_rel_err(g, lux_test::numerical_gradient<N>(loss_p, p));
-    INFO(path);
-    CHECK(err < 1e-6);
-    checked.emplace_back(path);
-  });
+  // y and st2 vs apply, dx and every parameter leaf (by path) vs finite differences.
+  const auto checked = lux_test::check_pullback(model, x, ps, st, v);
   CHECK(checked == std::vector<std::string>{"layer_1.weight", "layer_1.bias", "layer_2.weight",
                                             "layer_2.bias", "layer_3.weight"});
 }

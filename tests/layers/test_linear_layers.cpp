@@ -15,6 +15,7 @@
 
 #include "support/check.hpp"
 #include "support/fixture.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 using lux::index_t;
@@ -34,30 +35,6 @@ lux::Tensor<double, 2> naive_bilinear(const F& f, const lux::Tensor<double, 3>& 
       z(k, c) = f(s);
     }
   return z;
-}
-
-/// Checks every parameter leaf's gradient against finite differences of loss(ps2).
-template <class PS, class DPS, class Loss>
-std::vector<std::string> check_param_grads(const PS& ps, const DPS& dps, const Loss& loss,
-                                           double tol = 1e-6) {
-  std::vector<std::string> checked;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    constexpr std::size_t N = P::rank;
-    auto loss_p = [&](const lux::Tensor<double, N>& value) {
-      auto ps2 = ps;
-      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-          if (q == path) leaf = value;
-      });
-      return loss(ps2);
-    };
-    const double err = lux_test::max_rel_err(g, lux_test::numerical_gradient<N>(loss_p, p));
-    INFO(path);
-    CHECK(err < tol);
-    checked.emplace_back(path);
-  });
-  return checked;
 }
 
 /// Bilinear with tuple input: forward vs naive, pullback vs FD for x, y and the parameters.
@@ -95,9 +72,8 @@ void check_bilinear_tuple(const L& layer, const F& f, bool has_bias) {
   };
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<3>(loss_x, x)) < 1e-7);
   CHECK(lux_test::max_rel_err(dy, lux_test::numerical_gradient<3>(loss_y, y)) < 1e-7);
-  auto checked = check_param_grads(ps, dps, [&](const auto& ps2) {
-    return lux_test::dot(lux::apply(layer, std::tuple{x, y}, ps2, st).first, v);
-  });
+  auto checked = lux_test::check_parameter_gradients(
+      lux_test::vjp_loss(layer, std::tuple{x, y}, st, v), ps, dps);
   CHECK(checked.size() == (has_bias ? 2u : 1u));
 }
 }  // namespace
@@ -110,8 +86,7 @@ TEST_CASE("Bilinear: Lux counts, names, printing, outputsize", "[layers][linear]
   // Lux: out·in1·in2 + out.
   CHECK(lux::parameterlength(lux::Bilinear({{3, 4}, 5})) == 5 * 3 * 4 + 5);
   CHECK(lux::parameterlength(lux::Bilinear({7, 2}, lux::relu{})) == 2 * 7 * 7 + 2);
-  lux::Bilinear nb({{3, 4}, 5}, lux::identity{},
-                   lux::bilinear_options{.use_bias = std::false_type{}});
+  lux::Bilinear<lux::identity, false> nb({{3, 4}, 5});
   CHECK(lux::parameterlength(nb) == 60);
   lux::rng r(1);
   auto [ps, st] = lux::setup<float>(r, lux::Bilinear({{3, 4}, 5}, lux::relu{}));
@@ -156,9 +131,7 @@ TEST_CASE("Bilinear: tuple input, forward and pullback vs naive and finite diffe
   }
   SECTION("identity, no bias") {
     check_bilinear_tuple(
-        lux::Bilinear({{3, 4}, 5}, lux::identity{},
-                      lux::bilinear_options{.use_bias = std::false_type{}}),
-        [](double s) { return s; }, false);
+        lux::Bilinear<lux::identity, false>({{3, 4}, 5}), [](double s) { return s; }, false);
   }
 }
 
@@ -182,9 +155,7 @@ TEST_CASE("Bilinear: a single input is used as x and y, vectors", "[layers][line
     return lux_test::dot(lux::apply(layer, xx, ps, st).first, v);
   };
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<2>(loss_x, x)) < 1e-7);
-  check_param_grads(ps, dps, [&](const auto& ps2) {
-    return lux_test::dot(lux::apply(layer, x, ps2, st).first, v);
-  });
+  lux_test::check_parameter_gradients(lux_test::vjp_loss(layer, x, st, v), ps, dps);
 
   // Vectors: x (in1), y (in2) → (out).
   lux::Bilinear lv({{2, 3}, 4});
@@ -323,9 +294,8 @@ TEST_CASE("Embedding: pullback, repeated indices, finite differences",
   auto [dx, dps] = back(v);
   static_assert(std::is_same_v<decltype(dx), lux::none_t>);
   static_assert(std::is_same_v<decltype(dps), decltype(ps)>);
-  auto checked = check_param_grads(ps, dps, [&](const auto& ps2) {
-    return lux_test::dot(lux::apply(layer, idx, ps2, st).first, v);
-  });
+  auto checked =
+      lux_test::check_parameter_gradients(lux_test::vjp_loss(layer, idx, st, v), ps, dps);
   CHECK(checked == std::vector<std::string>{"weight"});
   // Unused columns get zero gradient.
   for (index_t o = 0; o < 3; ++o) CHECK(dps.get<"weight">()(o, 5) == 0.0);
@@ -382,7 +352,7 @@ TEST_CASE("Embedding: PyTorch nn.Embedding fixture", "[layers][linear][embedding
 
 TEST_CASE("Scale: counts, names, printing, defaults", "[layers][linear][scale]") {
   CHECK(lux::parameterlength(lux::Scale({3, 4})) == 24);  // Lux: 2·prod(dims)
-  lux::Scale nb({3, 4}, lux::relu{}, lux::scale_options{.use_bias = std::false_type{}});
+  lux::Scale<2, lux::relu, false> nb({3, 4});
   CHECK(lux::parameterlength(nb) == 12);
   CHECK(lux::parameterlength(lux::Scale(5, lux::tanh_{})) == 10);
   std::ostringstream os;
@@ -433,9 +403,7 @@ void check_scale(const L& layer, const F& f) {
     return lux_test::dot(lux::apply(layer, xx, ps, st).first, v);
   };
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<4>(loss_x, x)) < 1e-7);
-  auto checked = check_param_grads(ps, dps, [&](const auto& ps2) {
-    return lux_test::dot(lux::apply(layer, x, ps2, st).first, v);
-  });
+  auto checked = lux_test::check_parameter_gradients(lux_test::vjp_loss(layer, x, st, v), ps, dps);
   CHECK(checked.size() == (L::use_bias ? 2u : 1u));
 }
 
@@ -447,9 +415,7 @@ TEST_CASE("Scale: forward vs naive, pullback vs finite differences", "[layers][l
     check_scale(lux::Scale({3, 4}, lux::swish{}), [](double z) { return lux::swish{}(z); });
   }
   SECTION("identity, no bias") {
-    check_scale(
-        lux::Scale({3, 4}, lux::identity{}, lux::scale_options{.use_bias = std::false_type{}}),
-        [](double z) { return z; });
+    check_scale(lux::Scale<2, lux::identity, false>({3, 4}), [](double z) { return z; });
   }
   SECTION("relu, float, input equal to dims") {
     lux::Scale layer(4, lux::relu{});
@@ -505,9 +471,8 @@ TEST_CASE("Linear layers inside a Chain: gradients and error prefixes", "[layers
   CHECK(lux::outputsize(model, idx.shape()) == y.shape());
   auto [dx, dps] = back(v);
   static_assert(std::is_same_v<decltype(dx), lux::none_t>);
-  auto checked = check_param_grads(ps, dps, [&](const auto& ps2) {
-    return lux_test::dot(lux::apply(model, idx, ps2, st).first, v);
-  });
+  auto checked =
+      lux_test::check_parameter_gradients(lux_test::vjp_loss(model, idx, st, v), ps, dps);
   CHECK(checked.size() == 7u);
   lux::Tensor<int, 1> bad(lux::make_shape(2), {1, 8});
   // Chain adds the layer path to shape errors only; an index out of range is an argument_error.

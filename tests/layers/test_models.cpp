@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/check.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 
@@ -26,36 +27,10 @@ auto make_lenet() {
                     lux::Dense({120, 84}, lux::relu{}), lux::Dense({84, 10}));
 }
 
-/// Checks back's parameter gradients against central differences at `samples` coordinates of
-/// every leaf (every coordinate when the leaf is smaller), and returns the number checked.
-template <class Model, class X, class PS, class ST, class DPS, class V>
-int check_parameter_gradients(const Model& model, const X& x, const PS& ps, const ST& st,
-                              const DPS& dps, const V& v, int samples) {
-  int checked = 0;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    const lux::index_t n = p.numel();
-    const lux::index_t step = std::max<lux::index_t>(1, n / samples);
-    double worst = 0;
-    for (lux::index_t i = (n > samples ? 7 % step : 0); i < n; i += step) {
-      auto loss_at = [&](double delta) {
-        auto ps2 = ps;
-        lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-          if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-            if (q == path) leaf.data()[i] += delta;
-        });
-        return lux_test::dot(lux::apply(model, x, ps2, st).first, v);
-      };
-      const double h = 1e-6 * std::max(1.0, std::abs(p.data()[i]));
-      const double fd = (loss_at(h) - loss_at(-h)) / (2 * h);
-      const double scale = std::max(1.0, std::abs(fd));
-      worst = std::max(worst, std::abs(fd - g.data()[i]) / scale);
-    }
-    INFO(path);
-    CHECK(worst < 1e-5);
-    ++checked;
-  });
-  return checked;
+/// Finite differences at `samples` evenly spaced coordinates of every parameter leaf (every
+/// coordinate when the leaf is smaller), each coordinate's error relative to max(1, |fd|).
+lux_test::fd_options sampled(lux::index_t samples) {
+  return {.tol = 1e-5, .floor = 1, .max_samples = samples, .per_coordinate = true};
 }
 
 /// Softmax cross-entropy over the columns of logits (10, B), and its gradient.
@@ -113,7 +88,9 @@ TEST_CASE("LeNet: pullback end to end matches finite differences", "[layers][mod
     return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
   };
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<4>(loss_x, x)) < 1e-6);
-  CHECK(check_parameter_gradients(model, x, ps, st, dps, v, 12) == 10);
+  CHECK(
+      lux_test::check_parameter_gradients(lux_test::vjp_loss(model, x, st, v), ps, dps, sampled(12))
+          .size() == 10);
 }
 
 TEST_CASE("LeNet: SGD steps on a fixed batch lower the cross-entropy", "[layers][models]") {
@@ -178,5 +155,7 @@ TEST_CASE("LSTM sequence model: Recurrence(LSTMCell) then Dense, end to end", "[
     return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
   };
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<3>(loss_x, x)) < 1e-6);
-  CHECK(check_parameter_gradients(model, x, ps, st, dps, v, 1000) == 6);
+  CHECK(lux_test::check_parameter_gradients(lux_test::vjp_loss(model, x, st, v), ps, dps,
+                                            sampled(1000))
+            .size() == 6);
 }

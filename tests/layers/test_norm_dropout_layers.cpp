@@ -17,6 +17,7 @@
 
 #include "support/check.hpp"
 #include "support/fixture.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 
@@ -31,39 +32,31 @@ std::string str(const L& l) {
   return os.str();
 }
 
-/// Pullback vs central finite differences for x and for every parameter leaf (by path).
+/// Pullback vs central finite differences for x and for every parameter leaf (by path); floor
+/// bounds the parameter leaves' error scale from below.
 template <class L, std::size_t N, class PS, class ST>
 std::vector<std::string> check_gradients(const L& layer, const Tensor<double, N>& x, const PS& ps,
                                          const ST& st, double tol = 1e-6, double floor = 1e-30) {
+  const auto v = lux_test::random_tensor<double>(lux::outputsize(layer, x.shape()), 77);
+  return lux_test::check_pullback(layer, x, ps, st, v, {.tol = tol, .floor = floor});
+}
+
+/// Pullback against a PyTorch fixture: y (1e-12), dx, dscale and dbias (1e-10) read as
+/// <name>_y, <name>_dx, <name>_dscale, <name>_dbias (rank P) for the cotangent <name>_v.
+/// Returns st2.
+template <std::size_t P, class L, std::size_t N, class PS, class ST>
+ST check_fixture(const lux_test::fixture_file& f, const std::string& name, const L& layer,
+                 const Tensor<double, N>& x, const PS& ps, const ST& st) {
+  INFO(name);
   auto [y, st2, back] = lux::pullback(layer, x, ps, st);
-  static_assert(std::is_same_v<decltype(st2), ST>, "st2 must have st's type");
-  auto [yref, st3] = lux::apply(layer, x, ps, st);
-  CHECK(lux_test::max_rel_err(y, yref) == 0.0);
-  auto v = lux_test::random_tensor<double>(y.shape(), 77);
-  auto [dx, dps] = back(v);
-  static_assert(std::is_same_v<decltype(dps), PS>, "dps must have ps's structure");
-  auto loss_x = [&](const Tensor<double, N>& xx) {
-    return lux_test::dot(lux::apply(layer, xx, ps, st).first, v);
-  };
-  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<N>(loss_x, x)) < tol);
-  std::vector<std::string> checked;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    constexpr std::size_t M = P::rank;
-    auto loss_p = [&](const Tensor<double, M>& value) {
-      auto ps2 = ps;
-      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-          if (q == path) leaf = value;
-      });
-      return lux_test::dot(lux::apply(layer, x, ps2, st).first, v);
-    };
-    const double err = lux_test::max_rel_err(g, lux_test::numerical_gradient<M>(loss_p, p), floor);
-    INFO(path);
-    CHECK(err < tol);
-    checked.emplace_back(path);
-  });
-  return checked;
+  CHECK(lux_test::max_rel_err(y, f.tensor<double, N>(name + "_y")) < 1e-12);
+  auto g = back(f.tensor<double, N>(name + "_v"));
+  CHECK(lux_test::max_rel_err(g.dx, f.tensor<double, N>(name + "_dx")) < 1e-10);
+  CHECK(lux_test::max_rel_err(g.dps.template get<"scale">(),
+                              f.tensor<double, P>(name + "_dscale")) < 1e-10);
+  CHECK(lux_test::max_rel_err(g.dps.template get<"bias">(), f.tensor<double, P>(name + "_dbias")) <
+        1e-10);
+  return st2;
 }
 
 /// Naive float64 normalization: groups given by group_of(i), per-channel affine by chan_of(i).
@@ -377,22 +370,10 @@ TEST_CASE("BatchNorm: PyTorch BatchNorm2d train step and eval", "[layers][batchn
   st.get<"running_mean">() = f.tensor<double, 1>("bn_rm0");
   st.get<"running_var">() = f.tensor<double, 1>("bn_rv0");
   auto x = f.tensor<double, 4>("bn_x");
-  auto [y, st2, back] = lux::pullback(bn, x, ps, st);
-  CHECK(lux_test::max_rel_err(y, f.tensor<double, 4>("bn_train_y")) < 1e-12);
+  auto st2 = check_fixture<1>(f, "bn_train", bn, x, ps, st);
   CHECK(lux_test::max_rel_err(st2.get<"running_mean">(), f.tensor<double, 1>("bn_rm1")) < 1e-12);
   CHECK(lux_test::max_rel_err(st2.get<"running_var">(), f.tensor<double, 1>("bn_rv1")) < 1e-12);
-  auto g = back(f.tensor<double, 4>("bn_train_v"));
-  CHECK(lux_test::max_rel_err(g.dx, f.tensor<double, 4>("bn_train_dx")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"scale">(), f.tensor<double, 1>("bn_train_dscale")) <
-        1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"bias">(), f.tensor<double, 1>("bn_train_dbias")) < 1e-10);
-  auto [ye, ste, backe] = lux::pullback(bn, x, ps, lux::testmode(st2));
-  CHECK(lux_test::max_rel_err(ye, f.tensor<double, 4>("bn_eval_y")) < 1e-12);
-  auto ge = backe(f.tensor<double, 4>("bn_eval_v"));
-  CHECK(lux_test::max_rel_err(ge.dx, f.tensor<double, 4>("bn_eval_dx")) < 1e-10);
-  CHECK(lux_test::max_rel_err(ge.dps.get<"scale">(), f.tensor<double, 1>("bn_eval_dscale")) <
-        1e-10);
-  CHECK(lux_test::max_rel_err(ge.dps.get<"bias">(), f.tensor<double, 1>("bn_eval_dbias")) < 1e-10);
+  check_fixture<1>(f, "bn_eval", bn, x, ps, lux::testmode(st2));
 }
 
 TEST_CASE("BatchNorm: errors and printing", "[layers][batchnorm]") {
@@ -457,12 +438,7 @@ TEST_CASE("GroupNorm: counts, naive reference, finite differences, PyTorch, erro
   ps.get<"scale">() = f.tensor<double, 1>("gn_scale");
   ps.get<"bias">() = f.tensor<double, 1>("gn_bias");
   auto xf = f.tensor<double, 4>("gn_x");
-  auto [y, st2, back] = lux::pullback(gn, xf, ps, st);
-  CHECK(lux_test::max_rel_err(y, f.tensor<double, 4>("gn_y")) < 1e-12);
-  auto g = back(f.tensor<double, 4>("gn_v"));
-  CHECK(lux_test::max_rel_err(g.dx, f.tensor<double, 4>("gn_dx")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"scale">(), f.tensor<double, 1>("gn_dscale")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"bias">(), f.tensor<double, 1>("gn_dbias")) < 1e-10);
+  check_fixture<1>(f, "gn", gn, xf, ps, st);
 
   CHECK_THROWS_WITH(lux::GroupNorm(6, 4),
                     "GroupNorm: the number of channels 6 is not divisible by groups = 4");
@@ -523,12 +499,7 @@ TEST_CASE("InstanceNorm: counts, reference, running statistics, PyTorch, errors"
   ps.get<"scale">() = f.tensor<double, 1>("in_scale");
   ps.get<"bias">() = f.tensor<double, 1>("in_bias");
   auto xf = f.tensor<double, 4>("in_x");
-  auto [y, s3, back] = lux::pullback(in, xf, ps, st);
-  CHECK(lux_test::max_rel_err(y, f.tensor<double, 4>("in_y")) < 1e-12);
-  auto g = back(f.tensor<double, 4>("in_v"));
-  CHECK(lux_test::max_rel_err(g.dx, f.tensor<double, 4>("in_dx")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"scale">(), f.tensor<double, 1>("in_dscale")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"bias">(), f.tensor<double, 1>("in_dbias")) < 1e-10);
+  check_fixture<1>(f, "in", in, xf, ps, st);
 
   CHECK_THROWS_WITH(lux::apply(in, Tensor<double, 3>(make_shape(4, 2, 2)), ps, st),
                     "InstanceNorm 3: expected input (..., 3, B), got (4, 2, 2)");
@@ -592,12 +563,7 @@ TEST_CASE("LayerNorm: PyTorch LayerNorm over the feature dims", "[layers][layern
   ps.get<"scale">() = f.tensor<double, 2>("ln_scale").reshaped(make_shape(5, 4, 1));
   ps.get<"bias">() = f.tensor<double, 2>("ln_bias").reshaped(make_shape(5, 4, 1));
   auto x = f.tensor<double, 3>("ln_x");
-  auto [y, st2, back] = lux::pullback(ln, x, ps, st);
-  CHECK(lux_test::max_rel_err(y, f.tensor<double, 3>("ln_y")) < 1e-12);
-  auto g = back(f.tensor<double, 3>("ln_v"));
-  CHECK(lux_test::max_rel_err(g.dx, f.tensor<double, 3>("ln_dx")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"scale">(), f.tensor<double, 2>("ln_dscale")) < 1e-10);
-  CHECK(lux_test::max_rel_err(g.dps.get<"bias">(), f.tensor<double, 2>("ln_dbias")) < 1e-10);
+  check_fixture<2>(f, "ln", ln, x, ps, st);
 }
 
 // =================================================================================================

@@ -12,6 +12,7 @@
 
 #include "support/check.hpp"
 #include "support/fixture.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 using M = lux::Tensor<double, 2>;
@@ -52,31 +53,6 @@ std::pair<M, M> naive_step(kind k, const M& wih, const M& whh, const V* bih, con
       }
     }
   return {hn, cn};
-}
-
-// Checks every leaf of dps against finite differences of loss(ps').
-template <class PS, class DPS, class Loss>
-std::vector<std::string> check_param_grads(const PS& ps, const DPS& dps, const Loss& loss,
-                                           double tol = 1e-6) {
-  std::vector<std::string> checked;
-  lux::zip_leaves(ps, dps, [&](std::string_view path, const auto& p, const auto& g) {
-    using P = std::remove_cvref_t<decltype(p)>;
-    constexpr std::size_t N = P::rank;
-    static_assert(std::is_same_v<P, std::remove_cvref_t<decltype(g)>>);
-    auto loss_p = [&](const lux::Tensor<double, N>& value) {
-      auto ps2 = ps;
-      lux::for_each_leaf(ps2, [&](std::string_view q, auto& leaf) {
-        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(leaf)>, P>)
-          if (q == path) leaf = value;
-      });
-      return loss(ps2);
-    };
-    const double err = lux_test::max_rel_err(g, lux_test::numerical_gradient<N>(loss_p, p));
-    INFO(path);
-    CHECK(err < tol);
-    checked.emplace_back(path);
-  });
-  return checked;
 }
 
 template <class PS>
@@ -124,7 +100,8 @@ void check_cell(const Cell& cell, kind k, std::uint64_t seed) {
     CHECK(lux_test::max_rel_err(std::get<0>(std::get<1>(dx)),
                                 lux_test::numerical_gradient<2>(
                                     [&](const M& hh) { return loss(x, hh, ps); }, h)) < 1e-6);
-    auto names = check_param_grads(ps, dps, [&](const auto& p) { return loss(x, h, p); });
+    auto names =
+        lux_test::check_parameter_gradients([&](const auto& p) { return loss(x, h, p); }, ps, dps);
     CHECK(names.size() == decltype(ps)::size);
   } else {
     auto input = std::tuple{x, std::tuple{h, c}};
@@ -147,7 +124,8 @@ void check_cell(const Cell& cell, kind k, std::uint64_t seed) {
     CHECK(lux_test::max_rel_err(std::get<1>(std::get<1>(dx)),
                                 lux_test::numerical_gradient<2>(
                                     [&](const M& cc) { return loss(x, h, cc, ps); }, c)) < 1e-6);
-    auto names = check_param_grads(ps, dps, [&](const auto& p) { return loss(x, h, c, p); });
+    auto names = lux_test::check_parameter_gradients(
+        [&](const auto& p) { return loss(x, h, c, p); }, ps, dps);
     CHECK(names.size() == decltype(ps)::size);
     // lux::none for the carry gradients: the output gradient alone.
     auto g1 = pr.back(std::tuple{v, lux::none});
@@ -253,7 +231,8 @@ TEST_CASE("Recurrent cells: x alone draws the carry from st.rng or the trained s
   static_assert(std::is_same_v<decltype(dx), M>);
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<2>(
                                       [&](const M& xx) { return loss(xx, pl); }, x)) < 1e-6);
-  auto names = check_param_grads(pl, dps, [&](const auto& p) { return loss(x, p); });
+  auto names =
+      lux_test::check_parameter_gradients([&](const auto& p) { return loss(x, p); }, pl, dps);
   CHECK(names == std::vector<std::string>{"weight_ih", "weight_hh", "bias_ih", "bias_hh",
                                           "hidden_state", "memory"});
 }
@@ -397,7 +376,8 @@ TEST_CASE("Recurrence: BPTT matches finite differences for both orderings", "[la
     CHECK(lux_test::max_rel_err(
               dx, lux_test::numerical_gradient<3>(
                       [&](const lux::Tensor<double, 3>& x) { return loss(x, ps); }, xb)) < 1e-6);
-    CHECK(check_param_grads(ps, dps, [&](const auto& p) { return loss(xb, p); }).size() == 4);
+    CHECK(lux_test::check_parameter_gradients([&](const auto& p) { return loss(xb, p); }, ps, dps)
+              .size() == 4);
   }
   SECTION("sequence, time_last_index") {
     lux::Recurrence rec(cell, lux::return_sequence, {.ordering = lux::time_last_index});
@@ -419,7 +399,8 @@ TEST_CASE("Recurrence: BPTT matches finite differences for both orderings", "[la
     CHECK(lux_test::max_rel_err(
               dx, lux_test::numerical_gradient<3>(
                       [&](const lux::Tensor<double, 3>& x) { return loss(x, ps); }, xt)) < 1e-6);
-    CHECK(check_param_grads(ps, dps, [&](const auto& p) { return loss(xt, p); }).size() == 4);
+    CHECK(lux_test::check_parameter_gradients([&](const auto& p) { return loss(xt, p); }, ps, dps)
+              .size() == 4);
   }
   SECTION("sequence given as a std::vector, GRUCell") {
     lux::GRUCell gru({3, 4});
@@ -447,7 +428,8 @@ TEST_CASE("Recurrence: BPTT matches finite differences for both orderings", "[la
           xs[t]);
       CHECK(lux_test::max_rel_err(dx[t], num) < 1e-6);
     }
-    CHECK(check_param_grads(pg, dps, [&](const auto& p) { return loss(xs, p); }).size() == 4);
+    CHECK(lux_test::check_parameter_gradients([&](const auto& p) { return loss(xs, p); }, pg, dps)
+              .size() == 4);
   }
 }
 
@@ -489,7 +471,8 @@ TEST_CASE("StatefulRecurrentCell: carry kept between calls, reset, one-step pull
   auto [dx, dps] = pr.back(v);
   CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<2>(
                                       [&](const M& x) { return loss(x, ps); }, x2)) < 1e-6);
-  CHECK(check_param_grads(ps, dps, [&](const auto& p) { return loss(x2, p); }).size() == 4);
+  CHECK(lux_test::check_parameter_gradients([&](const auto& p) { return loss(x2, p); }, ps, dps)
+            .size() == 4);
   // And without one.
   auto pr0 = lux::pullback(sc, x1, ps, st);
   auto g0 = pr0.back(v);

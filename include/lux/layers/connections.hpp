@@ -83,6 +83,12 @@ void print_connection(std::ostream& os) {
   else
     os << "f";
 }
+/// The gradients of the K inputs, as the std::tuple a tuple input's gradient is.
+template <class T, std::size_t K>
+auto to_tuple(std::array<T, K>&& g) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) { return std::tuple{std::move(g[I])...}; }
+  (std::make_index_sequence<K>{});
+}
 }  // namespace detail
 
 /// Lux's `+` (variadic, equal shapes).
@@ -147,10 +153,7 @@ struct elementwise_connection {
       require<shape_error>(d.shape() == in[0].shape(), Op::name, ": the output gradient has shape ",
                            d.shape(), ", expected ", in[0].shape());
       auto g = Op::grads(in, d);
-      return [&]<std::size_t... I>(std::index_sequence<I...>) {
-        return std::tuple{std::move(g[I])...};
-      }
-      (std::make_index_sequence<A::K>{});
+      return to_tuple(std::move(g));
     };
     return std::pair{std::move(y), std::move(back)};
   }
@@ -236,10 +239,7 @@ struct cat_connection {
           std::copy_n(d.data() + o * inner * yshape[D] + offset, blk, g[i].data() + o * blk);
         offset += blk;
       }
-      return [&]<std::size_t... I>(std::index_sequence<I...>) {
-        return std::tuple{std::move(g[I])...};
-      }
-      (std::make_index_sequence<A::K>{});
+      return to_tuple(std::move(g));
     };
     return std::pair{std::move(y), std::move(back)};
   }

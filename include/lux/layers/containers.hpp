@@ -200,27 +200,34 @@ struct fan_base : children<Specs...> {
       return x;
   }
 };
+
+/// fan_base's output_shape / forward / pullback under the layer's name (Derived::name).
+template <class Derived, class Base>
+struct named_fan : Base {
+  using Base::Base;
+  template <class S>
+  auto output_shape(const S& in) const {
+    return Base::output_shape(in, Derived::name);
+  }
+  template <class X, class PS, class ST>
+  auto forward(const X& x, const PS& ps, const ST& st) const {
+    return Base::forward(x, ps, st, Derived::name);
+  }
+  template <class X, class PS, class ST>
+  auto pullback(const X& x, const PS& ps, const ST& st) const {
+    return Base::pullback(x, ps, st, Derived::name);
+  }
+};
 }  // namespace detail
 
 // --- Parallel ------------------------------------------------------------------------------
 template <class Conn, class... Specs>
-struct Parallel : detail::fan_base<Conn, true, Specs...> {
-  using base = detail::fan_base<Conn, true, Specs...>;
+struct Parallel
+    : detail::named_fan<Parallel<Conn, Specs...>, detail::fan_base<Conn, true, Specs...>> {
+  using base = detail::named_fan<Parallel, detail::fan_base<Conn, true, Specs...>>;
   static constexpr const char* name = "Parallel";
   explicit Parallel(Conn c, Specs... s) : base(std::move(c), std::make_tuple(std::move(s)...)) {}
 
-  template <class S>
-  auto output_shape(const S& in) const {
-    return base::output_shape(in, name);
-  }
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    return base::forward(x, ps, st, name);
-  }
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    return base::pullback(x, ps, st, name);
-  }
   void print(std::ostream& os) const { this->print_with(os, name, true); }
 };
 template <class C, class... A>
@@ -275,25 +282,13 @@ using branch_base_t = typename branch_base<typename branch_split<Args...>::fusio
 }  // namespace detail
 
 template <class... Args>
-struct BranchLayer : detail::branch_base_t<Args...> {
-  using base = detail::branch_base_t<Args...>;
+struct BranchLayer : detail::named_fan<BranchLayer<Args...>, detail::branch_base_t<Args...>> {
+  using base = detail::named_fan<BranchLayer, detail::branch_base_t<Args...>>;
   using split = detail::branch_split<Args...>;
   static constexpr const char* name = "BranchLayer";
 
   explicit BranchLayer(Args... args) : base(make(std::make_tuple(std::move(args)...))) {}
 
-  template <class S>
-  auto output_shape(const S& in) const {
-    return base::output_shape(in, name);
-  }
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    return base::forward(x, ps, st, name);
-  }
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    return base::pullback(x, ps, st, name);
-  }
   void print(std::ostream& os) const {
     os << name << "(";
     this->print_children(os);
@@ -320,23 +315,11 @@ BranchLayer(A...)
 
 // --- Maxout --------------------------------------------------------------------------------
 template <class... Specs>
-struct Maxout : detail::fan_base<max_, false, Specs...> {
-  using base = detail::fan_base<max_, false, Specs...>;
+struct Maxout : detail::named_fan<Maxout<Specs...>, detail::fan_base<max_, false, Specs...>> {
+  using base = detail::named_fan<Maxout, detail::fan_base<max_, false, Specs...>>;
   static constexpr const char* name = "Maxout";
   explicit Maxout(Specs... s) : base(max_{}, std::make_tuple(std::move(s)...)) {}
 
-  template <class S>
-  auto output_shape(const S& in) const {
-    return base::output_shape(in, name);
-  }
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    return base::forward(x, ps, st, name);
-  }
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    return base::pullback(x, ps, st, name);
-  }
   void print(std::ostream& os) const { this->print_with(os, name, false); }
 };
 template <class... A>

@@ -188,15 +188,6 @@ std::string pad_string(const pad_arg<S>& given, const std::array<index_t, 2 * S>
   return compact_string(resolved);
 }
 
-/// Checks a named parameter leaf's shape.
-template <class Leaf, std::size_t N>
-void check_leaf(const std::string& prefix, const char* field, const Leaf& leaf,
-                const shape_t<N>& expected) {
-  const auto s = as_view(leaf).shape();
-  require<shape_error>(s == expected, prefix, ": parameter ", field, " has shape ", s,
-                       ", expected ", expected);
-}
-
 }  // namespace detail::conv_layer
 
 /// Keyword arguments of Conv / CrossCor (Lux's names; seed-document defaults).
@@ -323,9 +314,10 @@ struct conv_base {
 
   template <class PS>
   void check_parameters(const PS& ps, const shape_t<S + 2>& wshape) const {
-    check_leaf(prefix(), "weight", ps.template get<"weight">(), wshape);
+    const auto p = prefix();
+    check_parameter_shape(p, "weight", ps.template get<"weight">(), wshape);
     if constexpr (UseBias)
-      check_leaf(prefix(), "bias", ps.template get<"bias">(), shape_t<1>{out_chs});
+      check_parameter_shape(p, "bias", ps.template get<"bias">(), shape_t<1>{out_chs});
   }
   template <class PS>
   static auto weight_of(const PS& ps) {
@@ -345,6 +337,34 @@ struct conv_base {
                                                                            std::move(g.dbias))};
     else
       return gradients{std::move(g.dx), make_named_tuple<"weight">(std::move(g.dweight))};
+  }
+
+  /// Conv's and ConvTranspose's forward pass once x and ps are checked: fwd(σ, w, x, b) is the
+  /// fused kernel with the layer's remaining arguments bound.
+  template <class X, class PS, class ST, class Fwd>
+  auto forward_with(const X& x, const PS& ps, const ST& st, const Fwd& fwd) const {
+    return std::pair{fwd(activation, weight_of(ps), as_view(x), bias_of(ps)), st};
+  }
+  /// Their pullback once x and ps are checked: fwd(σ, w, x, b) is the saving forward kernel,
+  /// bwd(σ, dy, w, x, b, y, z) its backward; `back` owns x (and y when σ' reads the output).
+  template <class X, class PS, class ST, class Fwd, class Bwd>
+  auto pullback_with(const X& x, const PS& ps, const ST& st, const shape_t<S + 2>& yshape,
+                     const Fwd& fwd, const Bwd& bwd) const {
+    using T = typename array_traits<std::remove_cvref_t<X>>::value_type;
+    auto xc = copy(as_view(x));  // owned by `back`
+    const auto w = weight_of(ps);
+    const auto b = bias_of(ps);
+    auto r = fwd(activation, w, xc, b);
+    constexpr bool keep_y = activation_traits<F>::uses_output && !activation_traits<F>::is_identity;
+    Tensor<T, S + 2> y_saved = keep_y ? r.y : Tensor<T, S + 2>{};
+    auto back = [self = *this, bwd, xc = std::move(xc), y_saved = std::move(y_saved),
+                 z = std::move(r.z), w, b, yshape](const auto& dy) {
+      const auto dyv = as_view(dy);
+      require<shape_error>(dyv.shape() == yshape, self.prefix(), ": the output gradient has shape ",
+                           dyv.shape(), ", expected ", yshape);
+      return make_gradients(bwd(self.activation, dyv, w, xc, b, y_saved, z));
+    };
+    return pullback_result{std::move(r.y), st, std::move(back)};
   }
 
   void print_options(std::ostream& os, bool show_cc, const shape_t<S>* outpad) const {
@@ -414,38 +434,24 @@ struct Conv : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit> {
   auto forward(const X& x, const PS& ps, const ST& st) const {
     static_assert(detail::conv_layer::x_traits<X>::rank == S + 2,
                   "lux::Conv: the input must have rank S + 2 (spatial..., C, B)");
-    const auto xv = as_view(x);
-    output_shape(xv.shape());
+    output_shape(as_view(x).shape());
     this->check_parameters(ps, weight_shape());
-    auto y = fused_conv_bias_activation(this->activation, this->weight_of(ps), xv,
-                                        this->bias_of(ps), this->cdims);
-    return std::pair{std::move(y), st};
+    return this->forward_with(
+        x, ps, st, [&](const auto&... a) { return fused_conv_bias_activation(a..., this->cdims); });
   }
 
   template <class X, class PS, class ST>
   auto pullback(const X& x, const PS& ps, const ST& st) const {
     static_assert(detail::conv_layer::x_traits<X>::rank == S + 2,
                   "lux::Conv: the input must have rank S + 2 (spatial..., C, B)");
-    using T = typename detail::conv_layer::x_traits<X>::value_type;
-    const auto xv = as_view(x);
-    const auto yshape = output_shape(xv.shape());
+    const auto yshape = output_shape(as_view(x).shape());
     this->check_parameters(ps, weight_shape());
-    auto xc = copy(xv);  // owned by `back`
-    const auto w = this->weight_of(ps);
-    const auto b = this->bias_of(ps);
-    auto r = fused_conv_bias_activation_forward(this->activation, w, xc, b, this->cdims);
-    constexpr bool keep_y = activation_traits<F>::uses_output && !activation_traits<F>::is_identity;
-    Tensor<T, S + 2> y_saved = keep_y ? r.y : Tensor<T, S + 2>{};
-    auto back = [self = *this, xc = std::move(xc), y_saved = std::move(y_saved), z = std::move(r.z),
-                 w, b, yshape](const auto& dy) {
-      const auto dyv = as_view(dy);
-      require<shape_error>(dyv.shape() == yshape, self.prefix(), ": the output gradient has shape ",
-                           dyv.shape(), ", expected ", yshape);
-      auto g = fused_conv_bias_activation_backward(self.activation, dyv, w, xc, b, y_saved, z,
-                                                   self.cdims);
-      return base::make_gradients(std::move(g));
-    };
-    return pullback_result{std::move(r.y), st, std::move(back)};
+    return this->pullback_with(
+        x, ps, st, yshape,
+        [&](const auto&... a) { return fused_conv_bias_activation_forward(a..., this->cdims); },
+        [cd = this->cdims](const auto&... a) {
+          return fused_conv_bias_activation_backward(a..., cd);
+        });
   }
 
   void print(std::ostream& os) const {
@@ -536,39 +542,27 @@ struct ConvTranspose : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit
   auto forward(const X& x, const PS& ps, const ST& st) const {
     static_assert(detail::conv_layer::x_traits<X>::rank == S + 2,
                   "lux::ConvTranspose: the input must have rank S + 2 (spatial..., C, B)");
-    const auto xv = as_view(x);
-    output_shape(xv.shape());
+    output_shape(as_view(x).shape());
     this->check_parameters(ps, weight_shape());
-    auto y = fused_conv_transpose_bias_activation(this->activation, this->weight_of(ps), xv,
-                                                  this->bias_of(ps), this->cdims, outpad);
-    return std::pair{std::move(y), st};
+    return this->forward_with(x, ps, st, [&](const auto&... a) {
+      return fused_conv_transpose_bias_activation(a..., this->cdims, outpad);
+    });
   }
 
   template <class X, class PS, class ST>
   auto pullback(const X& x, const PS& ps, const ST& st) const {
     static_assert(detail::conv_layer::x_traits<X>::rank == S + 2,
                   "lux::ConvTranspose: the input must have rank S + 2 (spatial..., C, B)");
-    using T = typename detail::conv_layer::x_traits<X>::value_type;
-    const auto xv = as_view(x);
-    const auto yshape = output_shape(xv.shape());
+    const auto yshape = output_shape(as_view(x).shape());
     this->check_parameters(ps, weight_shape());
-    auto xc = copy(xv);
-    const auto w = this->weight_of(ps);
-    const auto b = this->bias_of(ps);
-    auto r = fused_conv_transpose_bias_activation_forward(this->activation, w, xc, b, this->cdims,
-                                                          outpad);
-    constexpr bool keep_y = activation_traits<F>::uses_output && !activation_traits<F>::is_identity;
-    Tensor<T, S + 2> y_saved = keep_y ? r.y : Tensor<T, S + 2>{};
-    auto back = [self = *this, xc = std::move(xc), y_saved = std::move(y_saved), z = std::move(r.z),
-                 w, b, yshape](const auto& dy) {
-      const auto dyv = as_view(dy);
-      require<shape_error>(dyv.shape() == yshape, self.prefix(), ": the output gradient has shape ",
-                           dyv.shape(), ", expected ", yshape);
-      auto g = fused_conv_transpose_bias_activation_backward(self.activation, dyv, w, xc, b,
-                                                             y_saved, z, self.cdims);
-      return base::make_gradients(std::move(g));
-    };
-    return pullback_result{std::move(r.y), st, std::move(back)};
+    return this->pullback_with(
+        x, ps, st, yshape,
+        [&](const auto&... a) {
+          return fused_conv_transpose_bias_activation_forward(a..., this->cdims, outpad);
+        },
+        [cd = this->cdims](const auto&... a) {
+          return fused_conv_transpose_bias_activation_backward(a..., cd);
+        });
   }
 
   void print(std::ostream& os) const {

@@ -131,15 +131,12 @@ struct Dense {
   // Every parameter leaf must have the shape the hyperparameters give.
   template <class PS>
   void check_params(const PS& ps) const {
-    const auto ws = as_view(ps.template get<"weight">()).shape();
-    require<shape_error>(ws == shape_t<2>{out_dims, in_dims}, "Dense ", in_dims, " => ", out_dims,
-                         ": parameter weight has shape ", ws, ", expected ",
-                         shape_t<2>{out_dims, in_dims});
-    if constexpr (UseBias) {
-      const auto bs = as_view(ps.template get<"bias">()).shape();
-      require<shape_error>(bs == shape_t<1>{out_dims}, "Dense ", in_dims, " => ", out_dims,
-                           ": parameter bias has shape ", bs, ", expected ", shape_t<1>{out_dims});
-    }
+    const auto prefix = detail::concat("Dense ", in_dims, " => ", out_dims);
+    detail::check_parameter_shape(prefix, "weight", ps.template get<"weight">(),
+                                  shape_t<2>{out_dims, in_dims});
+    if constexpr (UseBias)
+      detail::check_parameter_shape(prefix, "bias", ps.template get<"bias">(),
+                                    shape_t<1>{out_dims});
   }
   template <std::size_t N>
   void check_input(const shape_t<N>& in) const {

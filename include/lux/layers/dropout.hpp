@@ -99,14 +99,49 @@ PS empty_gradient() {
   static_assert(std::is_same_v<PS, empty_tuple>, "lux dropout layers have no parameters");
   return PS{};
 }
+/// The identity result (y = copy of x, an all-ones mask, st unchanged).
+template <class X, class ST>
+auto unchanged(const X& x, const ST& st) {
+  using T = typename array_traits<std::remove_cvref_t<X>>::value_type;
+  shape_t<array_traits<std::remove_cvref_t<X>>::rank> ones{};
+  ones.fill(1);
+  return std::tuple{copy_tensor(x), tensor_of<X>(ones, T(1)), st};
+}
+
+/// forward and pullback shared by the dropout layers: Derived::run(x, ps, st) returns
+/// (y, saved, st2) and Derived::backward(dy, saved) the kernel's backward (with .dx).
+template <class Derived>
+struct passes {
+  using is_lux_layer = void;
+
+  template <class X, class PS, class ST>
+  auto forward(const X& x, const PS& ps, const ST& st) const {
+    auto [y, saved, st2] = self().run(x, ps, st);
+    return std::pair{std::move(y), std::move(st2)};
+  }
+
+  template <class X, class PS, class ST>
+  auto pullback(const X& x, const PS& ps, const ST& st) const {
+    auto [y, saved, st2] = self().run(x, ps, st);
+    const auto yshape = y.shape();
+    auto back = [p = self().p, saved = std::move(saved), yshape](const auto& dy) {
+      check_dy(Derived::name, p, dy, yshape);
+      return gradients{Derived::backward(as_view(dy), saved).dx, empty_gradient<PS>()};
+    };
+    return pullback_result{std::move(y), std::move(st2), std::move(back)};
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
 }  // namespace detail::dropout_layer
 
 // ---------------------------------------------------------------------------------------------
 // Dropout
 // ---------------------------------------------------------------------------------------------
 
-struct Dropout {
-  using is_lux_layer = void;
+struct Dropout : detail::dropout_layer::passes<Dropout> {
+  friend detail::dropout_layer::passes<Dropout>;
   static constexpr const char* name = "Dropout";
 
   double p = 0.5;
@@ -128,22 +163,9 @@ struct Dropout {
     return in;
   }
 
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    auto [y, mask, st2] = run(x, ps, st);
-    return std::pair{std::move(y), std::move(st2)};
-  }
-
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    auto [y, mask, st2] = run(x, ps, st);
-    const auto yshape = y.shape();
-    auto back = [p = p, mask = std::move(mask), yshape](const auto& dy) {
-      detail::dropout_layer::check_dy("Dropout", p, dy, yshape);
-      return gradients{dropout_backward(as_view(dy), mask).dx,
-                       detail::dropout_layer::empty_gradient<PS>()};
-    };
-    return pullback_result{std::move(y), std::move(st2), std::move(back)};
+  template <class DY, class M>
+  static auto backward(const DY& dy, const M& mask) {
+    return dropout_backward(dy, mask);
   }
 
   void print(std::ostream& os) const {
@@ -160,15 +182,11 @@ struct Dropout {
   }
   template <class X, class PS, class ST>
   auto run(const X& x, const PS&, const ST& st) const {
-    using T = typename array_traits<std::remove_cvref_t<X>>::value_type;
     constexpr std::size_t N = array_traits<std::remove_cvref_t<X>>::rank;
     check_rank<N>();
     const bool training = st.template get<"training">();
-    if (p == 0 || !training) {  // NoOpLayer / test mode: identity, rng untouched
-      shape_t<N> ones{};
-      ones.fill(1);
-      return std::tuple{detail::dropout_layer::copy_tensor(x), Tensor<T, N>(ones, T(1)), st};
-    }
+    if (p == 0 || !training)  // NoOpLayer / test mode: identity, rng untouched
+      return detail::dropout_layer::unchanged(x, st);
     auto r = dropout(st.template get<"rng">(), x, p, true, invp, dims);
     ST st2 = st;
     st2.template get<"rng">() = r.rng;
@@ -180,8 +198,8 @@ struct Dropout {
 // AlphaDropout
 // ---------------------------------------------------------------------------------------------
 
-struct AlphaDropout {
-  using is_lux_layer = void;
+struct AlphaDropout : detail::dropout_layer::passes<AlphaDropout> {
+  friend detail::dropout_layer::passes<AlphaDropout>;
   static constexpr const char* name = "AlphaDropout";
 
   double p = 0.5;
@@ -199,22 +217,9 @@ struct AlphaDropout {
     return in;
   }
 
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    auto [y, saved, st2] = run(x, ps, st);
-    return std::pair{std::move(y), std::move(st2)};
-  }
-
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    auto [y, saved, st2] = run(x, ps, st);
-    const auto yshape = y.shape();
-    auto back = [p = p, saved = saved, yshape](const auto& dy) {
-      detail::dropout_layer::check_dy("AlphaDropout", p, dy, yshape);
-      return gradients{alpha_dropout_backward(as_view(dy), saved).dx,
-                       detail::dropout_layer::empty_gradient<PS>()};
-    };
-    return pullback_result{std::move(y), std::move(st2), std::move(back)};
+  template <class DY>
+  static auto backward(const DY& dy, const alpha_dropout_saved& saved) {
+    return alpha_dropout_backward(dy, saved);
   }
 
   void print(std::ostream& os) const { os << "AlphaDropout(" << p << ")"; }
@@ -243,9 +248,9 @@ struct AlphaDropout {
 /// Dropout whose mask is kept in the state until update_mask is set; N is the input rank
 /// (the mask's rank, fixed at setup — see the file comment).
 template <std::size_t N>
-struct VariationalHiddenDropout {
+struct VariationalHiddenDropout : detail::dropout_layer::passes<VariationalHiddenDropout<N>> {
+  friend detail::dropout_layer::passes<VariationalHiddenDropout<N>>;
   static_assert(N >= 1, "lux::VariationalHiddenDropout: the input rank must be >= 1");
-  using is_lux_layer = void;
   static constexpr const char* name = "VariationalHiddenDropout";
 
   double p = 0.5;
@@ -272,22 +277,9 @@ struct VariationalHiddenDropout {
     return in;
   }
 
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    auto [y, mask, st2] = run(x, ps, st);
-    return std::pair{std::move(y), std::move(st2)};
-  }
-
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    auto [y, mask, st2] = run(x, ps, st);
-    const auto yshape = y.shape();
-    auto back = [p = p, mask = std::move(mask), yshape](const auto& dy) {
-      detail::dropout_layer::check_dy("VariationalHiddenDropout", p, dy, yshape);
-      return gradients{dropout_backward(as_view(dy), mask).dx,
-                       detail::dropout_layer::empty_gradient<PS>()};
-    };
-    return pullback_result{std::move(y), std::move(st2), std::move(back)};
+  template <class DY, class M>
+  static auto backward(const DY& dy, const M& mask) {
+    return dropout_backward(dy, mask);
   }
 
   void print(std::ostream& os) const {
@@ -307,11 +299,8 @@ struct VariationalHiddenDropout {
                   "lux::VariationalHiddenDropout: the state's mask must be Tensor<T, N> with x's "
                   "element type T (setup<T> with the element type of the input)");
     const bool training = st.template get<"training">();
-    if (p == 0 || !training) {  // identity; the state (mask, update_mask, rng) is unchanged
-      shape_t<N> ones{};
-      ones.fill(1);
-      return std::tuple{detail::dropout_layer::copy_tensor(x), Tensor<T, N>(ones, T(1)), st};
-    }
+    if (p == 0 || !training)  // identity; the state (mask, update_mask, rng) is unchanged
+      return detail::dropout_layer::unchanged(x, st);
     ST st2 = st;
     const auto xs = as_view(x).shape();
     if (st.template get<"update_mask">()) {

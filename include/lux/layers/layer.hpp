@@ -27,6 +27,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "lux/core/error.hpp"
 #include "lux/core/named_tuple.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/random.hpp"
@@ -93,6 +94,19 @@ index_t leaf_length(const Leaf& leaf) {
     return leaf.numel();
   else
     return 1;  // a non-array leaf (the training flag, an rng) counts one, as in Lux
+}
+
+/// Throws shape_error "<prefix>: parameter <field> has shape (...), expected (...)" when a
+/// parameter leaf's shape differs from the one the layer's hyperparameters give (a leaf of the
+/// wrong rank is a compile error).
+template <class Prefix, class Leaf, std::size_t N>
+void check_parameter_shape(const Prefix& prefix, std::string_view field, const Leaf& leaf,
+                           const shape_t<N>& expected) {
+  static_assert(array_traits<std::remove_cvref_t<Leaf>>::rank == N,
+                "lux layer: a parameter has the wrong rank");
+  const auto s = as_view(leaf).shape();
+  require<shape_error>(s == expected, prefix, ": parameter ", field, " has shape ", s,
+                       ", expected ", expected);
 }
 }  // namespace detail
 

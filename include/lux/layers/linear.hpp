@@ -3,8 +3,7 @@
 // ---- Bilinear --------------------------------------------------------------------------------
 //   lux::Bilinear({{3, 4}, 5}, lux::relu{})        // Bilinear((3, 4) => 5, relu)
 //   lux::Bilinear({4, 5})                          // in12 => out: Bilinear((4, 4) => 5)
-//   lux::Bilinear({{3, 4}, 5}, lux::identity{}, lux::bilinear_options{.use_bias =
-//   std::false_type{}})
+//   lux::Bilinear<lux::identity, false>({{3, 4}, 5})   // use_bias = false
 // z[k, b] = σ(Σ_ij x[i, b] W[k, i, j] y[j, b] + bias[k]).
 // Input: std::tuple{x, y} with x (in1, rest...), y (in2, rest...) (equal ranks, equal trailing
 // sizes; rest may be empty: vectors give a vector), or a single array x used as both x and y
@@ -37,6 +36,7 @@
 // ---- Scale -----------------------------------------------------------------------------------
 //   lux::Scale({3, 4}, lux::tanh_{})               // Scale((3, 4), tanh)
 //   lux::Scale(5)                                  // Scale((5,))
+//   lux::Scale<2, lux::relu, false>({3, 4})        // use_bias = false
 // y = σ.(x .* weight .+ bias), weight and bias of shape dims (d1, ..., dK); x is (dims...,
 // batch...) (rank ≥ K, its first K sizes equal dims; weight/bias broadcast over the rest).
 // ps: weight (dims), bias (dims) (absent without bias). st: none.
@@ -48,14 +48,13 @@
 // two loops (dx = dz .* w, dweight = Σ_batch dz .* x).
 //
 // ---- Common ----------------------------------------------------------------------------------
-// Keyword arguments are options structs taken last (designated initializers). use_bias is a
-// type (std::true_type / std::false_type) because it changes the parameter tree's type; a
-// non-default type needs the named struct so that it can be deduced:
-//   lux::Scale({3}, lux::relu{}, lux::scale_options{.use_bias = std::false_type{}}).
-// Errors: bad inputs → shape_error "Bilinear (3, 4) => 5: expected inputs ..."; parameters of the
-// wrong shape → shape_error "Scale (3, 4): parameter weight has shape (3, 5), expected (3, 4)";
-// bad hyperparameters → argument_error. pullback's `back` owns copies of what it needs and reads
-// the parameters through views: keep `ps` alive and unchanged until back is called.
+// Keyword arguments are options structs taken last (designated initializers). use_bias changes
+// the parameter tree's type, so it is a template parameter right after the activation, as in
+// Dense<F, UseBias> and Conv<S, F, UseBias>: Bilinear<F, UseBias, Opts>, Scale<K, F, UseBias,
+// Opts>. Errors: bad inputs → shape_error "Bilinear (3, 4) => 5: expected inputs ..."; parameters
+// of the wrong shape → shape_error "Scale (3, 4): parameter weight has shape (3, 5), expected (3,
+// 4)"; bad hyperparameters → argument_error. pullback's `back` owns copies of what it needs and
+// reads the parameters through views: keep `ps` alive and unchanged until back is called.
 // allow_fast_activation is not provided (activations are evaluated as given).
 #pragma once
 
@@ -78,22 +77,44 @@
 LUX_NAMESPACE_BEGIN
 
 namespace detail::linear {
-template <class B>
-inline constexpr bool is_bool_constant_v =
-    std::is_same_v<B, std::true_type> || std::is_same_v<B, std::false_type>;
-
 template <class X>
 struct is_std_tuple2 : std::false_type {};
 template <class A, class B>
 struct is_std_tuple2<std::tuple<A, B>> : std::true_type {};
 
-/// Throws shape_error when a parameter leaf's shape differs from the expected one.
-template <class Leaf, std::size_t N, class... Prefix>
-void check_param(const Leaf& leaf, const char* field, const shape_t<N>& expected,
-                 const Prefix&... prefix) {
-  const auto v = as_view(leaf);
-  require<shape_error>(v.shape() == expected, prefix..., ": parameter ", field, " has shape ",
-                       v.shape(), ", expected ", expected);
+/// bias_activation(σ, z, b) with what bias_activation_backward needs kept: z_saved (σ' from
+/// the input) or y_saved (σ' from the output); neither for the identity.
+template <class T>
+struct activated {
+  Tensor<T, 2> out, z_saved, y_saved;
+};
+template <class F, class T, class BV>
+activated<T> activate_saving(const F& act, Tensor<T, 2> z, const BV& b) {
+  activated<T> r;
+  if constexpr (activation_traits<F>::is_identity || activation_traits<F>::uses_output) {
+    r.out = std::move(z);
+    bias_activation_(act, r.out.view(), b);
+    if constexpr (!activation_traits<F>::is_identity) r.y_saved = r.out;
+  } else {
+    r.z_saved = std::move(z);
+    r.out = bias_activation(act, r.z_saved, b);
+  }
+  return r;
+}
+/// bias_activation_backward from what activate_saving kept.
+template <class F, class T, class DY, class BV>
+auto activation_backward(const F& act, const DY& dy2, const activated<T>& a, const BV& b) {
+  constexpr bool is_identity = activation_traits<F>::is_identity;
+  constexpr bool from_output = activation_traits<F>::uses_output;
+  const auto none_or = [](const Tensor<T, 2>& t, auto want) {
+    if constexpr (decltype(want)::value)
+      return t.cview();
+    else
+      return none;
+  };
+  return bias_activation_backward(
+      act, dy2, none_or(a.z_saved, std::bool_constant < !is_identity && !from_output > {}), b,
+      none_or(a.y_saved, std::bool_constant < !is_identity && from_output > {}));
 }
 
 /// A new Tensor a + b (equal shapes).
@@ -110,20 +131,17 @@ Tensor<T, N> add(Tensor<T, N> a, const V& b) {
 // =============================================================================================
 
 /// Bilinear's keyword arguments (seed document defaults).
-template <class WInit = glorot_uniform, class BInit = zeros, class UseBias = std::true_type>
+template <class WInit = glorot_uniform, class BInit = zeros>
 struct bilinear_options {
   WInit init_weight{};
   BInit init_bias{};
-  UseBias use_bias{};
 };
 
-template <class F = identity, class Opts = bilinear_options<>>
+template <class F = identity, bool UseBias = true, class Opts = bilinear_options<>>
 struct Bilinear {
   using is_lux_layer = void;
   static constexpr const char* name = "Bilinear";
-  static_assert(detail::linear::is_bool_constant_v<decltype(Opts::use_bias)>,
-                "lux::Bilinear: use_bias must be std::true_type or std::false_type");
-  static constexpr bool use_bias = decltype(Opts::use_bias)::value;
+  static constexpr bool use_bias = UseBias;
 
   index_t in1_dims = 0;
   index_t in2_dims = 0;
@@ -216,12 +234,12 @@ struct Bilinear {
   }
   template <class PS>
   void check_params(const PS& ps) const {
-    detail::linear::check_param(ps.template get<"weight">(), "weight",
-                                shape_t<3>{out_dims, in1_dims, in2_dims}, "Bilinear (", in1_dims,
-                                ", ", in2_dims, ") => ", out_dims);
+    const auto prefix = detail::concat("Bilinear (", in1_dims, ", ", in2_dims, ") => ", out_dims);
+    detail::check_parameter_shape(prefix, "weight", ps.template get<"weight">(),
+                                  shape_t<3>{out_dims, in1_dims, in2_dims});
     if constexpr (use_bias)
-      detail::linear::check_param(ps.template get<"bias">(), "bias", shape_t<1>{out_dims},
-                                  "Bilinear (", in1_dims, ", ", in2_dims, ") => ", out_dims);
+      detail::check_parameter_shape(prefix, "bias", ps.template get<"bias">(),
+                                    shape_t<1>{out_dims});
   }
   template <class PS>
   static auto bias_of(const PS& ps) {
@@ -298,44 +316,24 @@ struct Bilinear {
     // Wy (out·in1, B, 1), then z (out, 1, B) = Wy (out, in1, B) ⊠ x (in1, 1, B).
     auto wy = batched_matmul(wmat, y2v);
     auto z = batched_matmul(wy.reshape(out_dims, in1_dims, B), x2.reshape(in1_dims, 1, B));
-    constexpr bool is_identity = activation_traits<F>::is_identity;
-    constexpr bool from_output = activation_traits<F>::uses_output;
     if constexpr (!Saving) {
       bias_activation_(activation, z.reshape(out_dims, B), b);
       return computed<Tensor<T, N>, int>{std::move(z).reshaped(zshape), 0};
     } else {
-      // What bias_activation_backward needs: y (σ' from the output) or z (from the input).
-      Tensor<T, 2> z_saved, y_saved;
-      Tensor<T, 2> out2;
-      if constexpr (is_identity || from_output) {
-        out2 = std::move(z).reshaped(shape_t<2>{out_dims, B});
-        bias_activation_(activation, out2.view(), b);
-        if constexpr (!is_identity) y_saved = out2;
-      } else {
-        z_saved = std::move(z).reshaped(shape_t<2>{out_dims, B});
-        out2 = bias_activation(activation, z_saved, b);
-      }
+      auto act = detail::linear::activate_saving(activation,
+                                                 std::move(z).reshaped(shape_t<2>{out_dims, B}), b);
+      auto out2 = std::move(act.out);
       const auto xshape = xv.shape();
       const auto yshape = yv.shape();
       auto back = [self = *this, x2 = std::move(x2), y2 = std::move(y2), wy = std::move(wy),
-                   z_saved = std::move(z_saved), y_saved = std::move(y_saved), w, b, B, xshape,
-                   yshape](const auto& dy) {
+                   act = std::move(act), w, b, B, xshape, yshape](const auto& dy) {
         const auto dyv = as_view(dy);
         require<shape_error>(dyv.numel() == self.out_dims * B, "Bilinear (", self.in1_dims, ", ",
                              self.in2_dims, ") => ", self.out_dims,
                              ": the output gradient has shape ", dyv.shape(), ", expected ", B,
                              " columns of ", self.out_dims);
         const auto dy2 = dyv.reshape(self.out_dims, B);
-        const auto none_or = [](const Tensor<T, 2>& t, auto want) {
-          if constexpr (decltype(want)::value)
-            return t.cview();
-          else
-            return none;
-        };
-        auto g = bias_activation_backward(
-            self.activation, dy2,
-            none_or(z_saved, std::bool_constant < !is_identity && !from_output > {}), b,
-            none_or(y_saved, std::bool_constant < !is_identity && from_output > {}));
+        auto g = detail::linear::activation_backward(self.activation, dy2, act, b);
         // z = Wy ⊠ x: ∂Wy (out, in1, B) and ∂x (in1, 1, B).
         auto g1 = batched_matmul_backward(g.dx.reshape(self.out_dims, 1, B),
                                           wy.reshape(self.out_dims, self.in1_dims, B),
@@ -380,9 +378,9 @@ Bilinear(std::pair<std::pair<index_t, index_t>, index_t>, F) -> Bilinear<F>;
 template <class F>
 Bilinear(std::pair<index_t, index_t>, F) -> Bilinear<F>;
 template <class F, class O>
-Bilinear(std::pair<std::pair<index_t, index_t>, index_t>, F, O) -> Bilinear<F, O>;
+Bilinear(std::pair<std::pair<index_t, index_t>, index_t>, F, O) -> Bilinear<F, true, O>;
 template <class F, class O>
-Bilinear(std::pair<index_t, index_t>, F, O) -> Bilinear<F, O>;
+Bilinear(std::pair<index_t, index_t>, F, O) -> Bilinear<F, true, O>;
 
 // =============================================================================================
 // Embedding
@@ -476,8 +474,8 @@ struct Embedding {
   template <class PS>
   auto checked_weight(const PS& ps) const {
     const auto w = as_view(ps.template get<"weight">());
-    detail::linear::check_param(w, "weight", shape_t<2>{out_dims, in_dims}, "Embedding ", in_dims,
-                                " => ", out_dims);
+    detail::check_parameter_shape(detail::concat("Embedding ", in_dims, " => ", out_dims), "weight",
+                                  w, shape_t<2>{out_dims, in_dims});
     return w;
   }
   /// Runs a kernel call, prefixing its errors with the layer's short form.
@@ -502,21 +500,18 @@ Embedding(std::pair<index_t, index_t>, O) -> Embedding<O>;
 // =============================================================================================
 
 /// Scale's keyword arguments (seed document defaults: ones32, zeros32).
-template <class WInit = ones, class BInit = zeros, class UseBias = std::true_type>
+template <class WInit = ones, class BInit = zeros>
 struct scale_options {
   WInit init_weight{};
   BInit init_bias{};
-  UseBias use_bias{};
 };
 
-template <std::size_t K, class F = identity, class Opts = scale_options<>>
+template <std::size_t K, class F = identity, bool UseBias = true, class Opts = scale_options<>>
 struct Scale {
   using is_lux_layer = void;
   static constexpr const char* name = "Scale";
   static_assert(K >= 1, "lux::Scale: dims needs at least one size");
-  static_assert(detail::linear::is_bool_constant_v<decltype(Opts::use_bias)>,
-                "lux::Scale: use_bias must be std::true_type or std::false_type");
-  static constexpr bool use_bias = decltype(Opts::use_bias)::value;
+  static constexpr bool use_bias = UseBias;
 
   shape_t<K> dims{};
   F activation{};
@@ -576,34 +571,16 @@ struct Scale {
     const auto b = bias_of(ps);
     auto x2 = copy(xv.reshape(P, R));  // owned by `back`
     auto z = scaled(x2.cview(), w, P, R);
-    constexpr bool is_identity = activation_traits<F>::is_identity;
-    constexpr bool from_output = activation_traits<F>::uses_output;
-    Tensor<T, 2> z_saved, y_saved, out;
-    if constexpr (is_identity || from_output) {
-      out = std::move(z);
-      bias_activation_(activation, out.view(), b);
-      if constexpr (!is_identity) y_saved = out;
-    } else {
-      z_saved = std::move(z);
-      out = bias_activation(activation, z_saved, b);
-    }
+    auto act = detail::linear::activate_saving(activation, std::move(z), b);
+    auto out = std::move(act.out);
     const auto xshape = xv.shape();
-    auto back = [self = *this, x2 = std::move(x2), z_saved = std::move(z_saved),
-                 y_saved = std::move(y_saved), w, b, P, R, xshape](const auto& dy) {
+    auto back = [self = *this, x2 = std::move(x2), act = std::move(act), w, b, P, R,
+                 xshape](const auto& dy) {
       const auto dyv = as_view(dy);
       require<shape_error>(dyv.shape() == xshape, "Scale ", self.dims,
                            ": the output gradient has shape ", dyv.shape(), ", expected ", xshape);
       const auto dy2 = dyv.reshape(P, R);
-      const auto none_or = [](const Tensor<T, 2>& t, auto want) {
-        if constexpr (decltype(want)::value)
-          return t.cview();
-        else
-          return none;
-      };
-      auto g = bias_activation_backward(
-          self.activation, dy2,
-          none_or(z_saved, std::bool_constant < !is_identity && !from_output > {}), b,
-          none_or(y_saved, std::bool_constant < !is_identity && from_output > {}));
+      auto g = detail::linear::activation_backward(self.activation, dy2, act, b);
       // z = x .* w: dx = dz .* w, dweight = Σ over the batch of dz .* x.
       auto dx = std::move(g.dx);
       auto dw = Tensor<T, 1>(shape_t<1>{P});
@@ -664,9 +641,10 @@ struct Scale {
   }
   template <class PS>
   void check_params(const PS& ps) const {
-    detail::linear::check_param(ps.template get<"weight">(), "weight", dims, "Scale ", dims);
+    const auto prefix = detail::concat("Scale ", dims);
+    detail::check_parameter_shape(prefix, "weight", ps.template get<"weight">(), dims);
     if constexpr (use_bias)
-      detail::linear::check_param(ps.template get<"bias">(), "bias", dims, "Scale ", dims);
+      detail::check_parameter_shape(prefix, "bias", ps.template get<"bias">(), dims);
   }
   template <class PS>
   auto bias_of(const PS& ps) const {
@@ -692,18 +670,18 @@ Scale(const index_t (&)[K]) -> Scale<K>;
 template <std::size_t K, class F>
 Scale(const index_t (&)[K], F) -> Scale<K, F>;
 template <std::size_t K, class F, class O>
-Scale(const index_t (&)[K], F, O) -> Scale<K, F, O>;
+Scale(const index_t (&)[K], F, O) -> Scale<K, F, true, O>;
 template <std::size_t K>
 Scale(const shape_t<K>&) -> Scale<K>;
 template <std::size_t K, class F>
 Scale(const shape_t<K>&, F) -> Scale<K, F>;
 template <std::size_t K, class F, class O>
-Scale(const shape_t<K>&, F, O) -> Scale<K, F, O>;
+Scale(const shape_t<K>&, F, O) -> Scale<K, F, true, O>;
 template <std::integral I>
 Scale(I) -> Scale<1>;
 template <std::integral I, class F>
 Scale(I, F) -> Scale<1, F>;
 template <std::integral I, class F, class O>
-Scale(I, F, O) -> Scale<1, F, O>;
+Scale(I, F, O) -> Scale<1, F, true, O>;
 
 LUX_NAMESPACE_END

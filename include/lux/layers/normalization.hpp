@@ -1,11 +1,11 @@
 // luxcpp — Lux's normalization layers: BatchNorm, GroupNorm, InstanceNorm, LayerNorm.
 //
-//   lux::BatchNorm bn(16, lux::relu{}, {.momentum = 0.2});   // BatchNorm(16, relu, affine=true,
-//   track_stats=true) lux::BatchNorm<lux::identity, false, false> plain(16);   // affine=false,
-//   track_stats=false lux::GroupNorm gn(16, 4);                                 // GroupNorm(16, 4,
-//   affine=true) lux::InstanceNorm in(3);                                  // InstanceNorm(3,
-//   affine=true, track_stats=false) lux::LayerNorm ln({4, 3});                                //
-//   LayerNorm((4, 3), affine=true, dims=Colon())
+//   lux::BatchNorm bn(16, lux::relu{}, {.momentum = 0.2});
+//       // BatchNorm(16, relu, affine=true, track_stats=true)
+//   lux::BatchNorm<lux::identity, false, false> plain(16);  // affine=false, track_stats=false
+//   lux::GroupNorm gn(16, 4);       // GroupNorm(16, 4, affine=true)
+//   lux::InstanceNorm in(3);        // InstanceNorm(3, affine=true, track_stats=false)
+//   lux::LayerNorm ln({4, 3});      // LayerNorm((4, 3), affine=true, dims=Colon())
 //
 // Every layer computes y = σ((x − μ)·γ/√(σ² + ε) + β) with the biased variance through the
 // kernels of lux/kernels/normalization.hpp (forward and backward; never reimplemented here).
@@ -17,6 +17,8 @@
 // defaults from the seed document: epsilon = 1e-5, momentum = 0.1, init_scale = ones,
 // init_bias = zeros.
 //
+// BatchNorm and InstanceNorm share one implementation (detail::normlayer::running_norm); they
+// differ in the kernel, the minimum rank and what a statistic averages over.
 // BatchNorm(chs, σ, {epsilon, momentum, init_scale, init_bias}) <F, Affine=true, TrackStats=true>
 //   ps (scale (chs), bias (chs)) | empty;  st (running_mean = 0, running_var = 1, training) |
 //   (training). BatchNorm(16): 32 parameters, 33 states. x rank ≥ 2 (a (features, B) matrix
@@ -113,15 +115,32 @@ inline void check_momentum(const char* layer, double m) {
   require<argument_error>(m >= 0 && m <= 1, layer, ": momentum must be in [0, 1], got ", m);
 }
 
-/// A per-channel leaf (parameter or state) must be a vector of length C.
+/// A per-channel state leaf must be a vector of length C.
 template <class V>
-void check_vector(const std::string& prefix, const char* kind, const char* field, const V& v,
-                  index_t C) {
+void check_state(const std::string& prefix, const char* field, const V& v, index_t C) {
   static_assert(array_traits<std::remove_cvref_t<V>>::rank == 1,
-                "lux normalization layers: per-channel parameters and states are vectors");
+                "lux normalization layers: per-channel states are vectors");
   const auto s = as_view(v).shape();
-  require<shape_error>(s[0] == C, prefix, ": ", kind, " ", field, " has shape ", s, ", expected (",
-                       C, ")");
+  require<shape_error>(s[0] == C, prefix, ": state ", field, " has shape ", s, ", expected (", C,
+                       ")");
+}
+/// With Affine, ps.scale and ps.bias must have shape `want`.
+template <bool Affine, class PS, std::size_t N>
+void check_affine(const std::string& prefix, const PS& ps, const shape_t<N>& want) {
+  if constexpr (Affine) {
+    check_parameter_shape(prefix, "scale", ps.template get<"scale">(), want);
+    check_parameter_shape(prefix, "bias", ps.template get<"bias">(), want);
+  }
+}
+/// (scale, bias) of shape `s` when Affine, else an empty tuple.
+template <class T, bool Affine, class IS, class IB, std::size_t N>
+auto init_affine(const IS& init_scale, const IB& init_bias, rng& r, const shape_t<N>& s) {
+  if constexpr (Affine) {
+    auto sc = initialize<T>(init_scale, r, s);
+    return make_named_tuple<"scale", "bias">(std::move(sc), initialize<T>(init_bias, r, s));
+  } else {
+    return empty_tuple{};
+  }
 }
 
 /// x's channel dimension (index N−2) must hold C channels.
@@ -186,14 +205,11 @@ auto run_running(const std::string& prefix, index_t C, const F& act, double mome
   constexpr std::size_t N = rank_v<X>;
   const auto xs = as_view(x).shape();
   check_channels(prefix, xs, C);
-  if constexpr (Affine) {
-    check_vector(prefix, "parameter", "scale", ps.template get<"scale">(), C);
-    check_vector(prefix, "parameter", "bias", ps.template get<"bias">(), C);
-  }
+  check_affine<Affine>(prefix, ps, shape_t<1>{C});
   const bool training = st.template get<"training">();
   if constexpr (TrackStats) {
-    check_vector(prefix, "state", "running_mean", st.template get<"running_mean">(), C);
-    check_vector(prefix, "state", "running_var", st.template get<"running_var">(), C);
+    check_state(prefix, "running_mean", st.template get<"running_mean">(), C);
+    check_state(prefix, "running_var", st.template get<"running_var">(), C);
     index_t n = 1;  // values per statistic: spatial (× batch for BatchNorm)
     for (std::size_t d = 0; d + 2 < N; ++d) n *= xs[d];
     if (!per_instance) n *= xs[N - 1];
@@ -240,17 +256,12 @@ auto make_back(const std::string& prefix, const F& act, const Backward& backward
   };
 }
 
-}  // namespace detail::normlayer
-
-// ---------------------------------------------------------------------------------------------
-// BatchNorm
-// ---------------------------------------------------------------------------------------------
-
-template <class F = identity, bool Affine = true, bool TrackStats = true, class IS = ones,
-          class IB = zeros>
-struct BatchNorm {
+/// BatchNorm and InstanceNorm: the same hyperparameters, ps, st, display and passes around a
+/// kernel with running statistics. Derived provides `name`, `per_instance`,
+/// check_rank<N>() (a static_assert with its message), kernel(...) and backward(...).
+template <class Derived, class F, bool Affine, bool TrackStats, class IS, class IB>
+struct running_norm {
   using is_lux_layer = void;
-  static constexpr const char* name = "BatchNorm";
   static constexpr bool affine = Affine;
   static constexpr bool track_stats = TrackStats;
 
@@ -261,31 +272,24 @@ struct BatchNorm {
   IS init_scale{};
   IB init_bias{};
 
-  explicit BatchNorm(index_t channels, F act = {}, batchnorm_options<IS, IB> opts = {})
+  running_norm(index_t channels, F act, const batchnorm_options<IS, IB>& opts)
       : chs(channels),
         activation(act),
         epsilon(opts.epsilon),
         momentum(opts.momentum),
         init_scale(opts.init_scale),
         init_bias(opts.init_bias) {
-    require<argument_error>(chs > 0, "BatchNorm: chs must be positive, got ", chs);
-    detail::normlayer::check_eps("BatchNorm", epsilon);
-    detail::normlayer::check_momentum("BatchNorm", momentum);
+    require<argument_error>(chs > 0, Derived::name, ": chs must be positive, got ", chs);
+    check_eps(Derived::name, epsilon);
+    check_momentum(Derived::name, momentum);
   }
 
   template <class T>
   auto init_parameters(rng& r) const {
-    if constexpr (Affine) {
-      auto s = initialize<T>(init_scale, r, shape_t<1>{chs});
-      return make_named_tuple<"scale", "bias">(std::move(s),
-                                               initialize<T>(init_bias, r, shape_t<1>{chs}));
-    } else {
-      return empty_tuple{};
-    }
+    return init_affine<T, Affine>(init_scale, init_bias, r, shape_t<1>{chs});
   }
   template <class T>
   auto init_states(rng&) const {
-    using detail::normlayer::per_channel;
     if constexpr (TrackStats)
       return make_named_tuple<"running_mean", "running_var", "training">(
           per_channel<T>(chs, T(0)), per_channel<T>(chs, T(1)), true);
@@ -295,8 +299,8 @@ struct BatchNorm {
 
   template <std::size_t N>
   shape_t<N> output_shape(const shape_t<N>& in) const {
-    static_assert(N >= 2, "lux::BatchNorm: the input needs at least 2 dimensions (..., C, B)");
-    detail::normlayer::check_channels(prefix(), in, chs);
+    Derived::template check_rank<N>();
+    check_channels(prefix(), in, chs);
     return in;
   }
 
@@ -309,28 +313,51 @@ struct BatchNorm {
   template <class X, class PS, class ST>
   auto pullback(const X& x, const PS& ps, const ST& st) const {
     auto [r, st2] = run(x, ps, st);
-    auto back = detail::normlayer::make_back<Affine>(
-        prefix(), activation, [](const auto&... a) { return batchnorm_backward(a...); }, x, ps, r);
+    auto back = make_back<Affine>(
+        prefix(), activation, [](const auto&... a) { return Derived::backward(a...); }, x, ps, r);
     return pullback_result{std::move(r.y), std::move(st2), std::move(back)};
   }
 
   void print(std::ostream& os) const {
-    os << "BatchNorm(" << chs;
-    detail::normlayer::print_activation<F>(os);
+    os << Derived::name << "(" << chs;
+    print_activation<F>(os);
     os << ", affine=" << (Affine ? "true" : "false")
        << ", track_stats=" << (TrackStats ? "true" : "false") << ")";
   }
 
  private:
-  std::string prefix() const { return "BatchNorm " + std::to_string(chs); }
+  std::string prefix() const { return std::string(Derived::name) + " " + std::to_string(chs); }
   template <class X, class PS, class ST>
   auto run(const X& x, const PS& ps, const ST& st) const {
-    static_assert(detail::normlayer::rank_v<X> >= 2,
-                  "lux::BatchNorm: the input needs at least 2 dimensions (..., C, B)");
-    return detail::normlayer::run_running<Affine, TrackStats>(
-        prefix(), chs, activation, momentum, epsilon, false,
-        [](const auto&... a) { return batchnorm(a...); }, x, ps, st);
+    Derived::template check_rank<rank_v<X>>();
+    return run_running<Affine, TrackStats>(
+        prefix(), chs, activation, momentum, epsilon, Derived::per_instance,
+        [](const auto&... a) { return Derived::kernel(a...); }, x, ps, st);
   }
+};
+
+}  // namespace detail::normlayer
+
+// ---------------------------------------------------------------------------------------------
+// BatchNorm
+// ---------------------------------------------------------------------------------------------
+
+template <class F = identity, bool Affine = true, bool TrackStats = true, class IS = ones,
+          class IB = zeros>
+struct BatchNorm : detail::normlayer::running_norm<BatchNorm<F, Affine, TrackStats, IS, IB>, F,
+                                                   Affine, TrackStats, IS, IB> {
+  static constexpr const char* name = "BatchNorm";
+  static constexpr bool per_instance = false;  // statistics over spatial × batch
+
+  explicit BatchNorm(index_t channels, F act = {}, batchnorm_options<IS, IB> opts = {})
+      : BatchNorm::running_norm(channels, act, opts) {}
+
+  template <std::size_t N>
+  static constexpr void check_rank() {
+    static_assert(N >= 2, "lux::BatchNorm: the input needs at least 2 dimensions (..., C, B)");
+  }
+  static auto kernel(const auto&... a) { return batchnorm(a...); }
+  static auto backward(const auto&... a) { return batchnorm_backward(a...); }
 };
 
 template <class F>
@@ -373,13 +400,7 @@ struct GroupNorm {
 
   template <class T>
   auto init_parameters(rng& r) const {
-    if constexpr (Affine) {
-      auto s = initialize<T>(init_scale, r, shape_t<1>{chs});
-      return make_named_tuple<"scale", "bias">(std::move(s),
-                                               initialize<T>(init_bias, r, shape_t<1>{chs}));
-    } else {
-      return empty_tuple{};
-    }
+    return detail::normlayer::init_affine<T, Affine>(init_scale, init_bias, r, shape_t<1>{chs});
   }
   auto init_states(rng&) const { return make_named_tuple<"training">(true); }
 
@@ -425,12 +446,7 @@ struct GroupNorm {
     static_assert(detail::normlayer::rank_v<X> >= 2,
                   "lux::GroupNorm: the input needs at least 2 dimensions (..., C, B)");
     detail::normlayer::check_channels(prefix(), as_view(x).shape(), chs);
-    if constexpr (Affine) {
-      detail::normlayer::check_vector(prefix(), "parameter", "scale", ps.template get<"scale">(),
-                                      chs);
-      detail::normlayer::check_vector(prefix(), "parameter", "bias", ps.template get<"bias">(),
-                                      chs);
-    }
+    detail::normlayer::check_affine<Affine>(prefix(), ps, shape_t<1>{chs});
     return groupnorm(x, detail::normlayer::scale_of<Affine>(ps),
                      detail::normlayer::bias_of<Affine>(ps), groups, activation, T(epsilon));
   }
@@ -448,91 +464,21 @@ GroupNorm(index_t, index_t)->GroupNorm<>;
 
 template <class F = identity, bool Affine = true, bool TrackStats = false, class IS = ones,
           class IB = zeros>
-struct InstanceNorm {
-  using is_lux_layer = void;
+struct InstanceNorm : detail::normlayer::running_norm<InstanceNorm<F, Affine, TrackStats, IS, IB>,
+                                                      F, Affine, TrackStats, IS, IB> {
   static constexpr const char* name = "InstanceNorm";
-  static constexpr bool affine = Affine;
-  static constexpr bool track_stats = TrackStats;
-
-  index_t chs = 0;
-  F activation{};
-  double epsilon = 1e-5;
-  double momentum = 0.1;
-  IS init_scale{};
-  IB init_bias{};
+  static constexpr bool per_instance = true;  // statistics over the spatial dims
 
   explicit InstanceNorm(index_t channels, F act = {}, instancenorm_options<IS, IB> opts = {})
-      : chs(channels),
-        activation(act),
-        epsilon(opts.epsilon),
-        momentum(opts.momentum),
-        init_scale(opts.init_scale),
-        init_bias(opts.init_bias) {
-    require<argument_error>(chs > 0, "InstanceNorm: chs must be positive, got ", chs);
-    detail::normlayer::check_eps("InstanceNorm", epsilon);
-    detail::normlayer::check_momentum("InstanceNorm", momentum);
-  }
-
-  template <class T>
-  auto init_parameters(rng& r) const {
-    if constexpr (Affine) {
-      auto s = initialize<T>(init_scale, r, shape_t<1>{chs});
-      return make_named_tuple<"scale", "bias">(std::move(s),
-                                               initialize<T>(init_bias, r, shape_t<1>{chs}));
-    } else {
-      return empty_tuple{};
-    }
-  }
-  template <class T>
-  auto init_states(rng&) const {
-    using detail::normlayer::per_channel;
-    if constexpr (TrackStats)
-      return make_named_tuple<"running_mean", "running_var", "training">(
-          per_channel<T>(chs, T(0)), per_channel<T>(chs, T(1)), true);
-    else
-      return make_named_tuple<"training">(true);
-  }
+      : InstanceNorm::running_norm(channels, act, opts) {}
 
   template <std::size_t N>
-  shape_t<N> output_shape(const shape_t<N>& in) const {
+  static constexpr void check_rank() {
     static_assert(N >= 3,
                   "lux::InstanceNorm: the input needs at least 3 dimensions (spatial..., C, B)");
-    detail::normlayer::check_channels(prefix(), in, chs);
-    return in;
   }
-
-  template <class X, class PS, class ST>
-  auto forward(const X& x, const PS& ps, const ST& st) const {
-    auto [r, st2] = run(x, ps, st);
-    return std::pair{std::move(r.y), std::move(st2)};
-  }
-
-  template <class X, class PS, class ST>
-  auto pullback(const X& x, const PS& ps, const ST& st) const {
-    auto [r, st2] = run(x, ps, st);
-    auto back = detail::normlayer::make_back<Affine>(
-        prefix(), activation, [](const auto&... a) { return instancenorm_backward(a...); }, x, ps,
-        r);
-    return pullback_result{std::move(r.y), std::move(st2), std::move(back)};
-  }
-
-  void print(std::ostream& os) const {
-    os << "InstanceNorm(" << chs;
-    detail::normlayer::print_activation<F>(os);
-    os << ", affine=" << (Affine ? "true" : "false")
-       << ", track_stats=" << (TrackStats ? "true" : "false") << ")";
-  }
-
- private:
-  std::string prefix() const { return "InstanceNorm " + std::to_string(chs); }
-  template <class X, class PS, class ST>
-  auto run(const X& x, const PS& ps, const ST& st) const {
-    static_assert(detail::normlayer::rank_v<X> >= 3,
-                  "lux::InstanceNorm: the input needs at least 3 dimensions (spatial..., C, B)");
-    return detail::normlayer::run_running<Affine, TrackStats>(
-        prefix(), chs, activation, momentum, epsilon, true,
-        [](const auto&... a) { return instancenorm(a...); }, x, ps, st);
-  }
+  static auto kernel(const auto&... a) { return instancenorm(a...); }
+  static auto backward(const auto&... a) { return instancenorm_backward(a...); }
 };
 
 template <class F>
@@ -587,13 +533,7 @@ struct LayerNorm {
 
   template <class T>
   auto init_parameters(rng& r) const {
-    if constexpr (Affine) {
-      auto s = initialize<T>(init_scale, r, param_shape());
-      return make_named_tuple<"scale", "bias">(std::move(s),
-                                               initialize<T>(init_bias, r, param_shape()));
-    } else {
-      return empty_tuple{};
-    }
+    return detail::normlayer::init_affine<T, Affine>(init_scale, init_bias, r, param_shape());
   }
 
   template <std::size_t N>
@@ -610,27 +550,14 @@ struct LayerNorm {
 
   template <class X, class PS, class ST>
   auto pullback(const X& x, const PS& ps, const ST& st) const {
-    using T = detail::normlayer::value_t<X>;
-    constexpr std::size_t N = detail::normlayer::rank_v<X>;
     auto r = run(x, ps);
-    auto xc = copy(as_view(x));
-    Tensor<T, N> y_saved = detail::normlayer::keep_y<F> ? r.y : Tensor<T, N>{};
-    const auto scale = detail::normlayer::scale_of<Affine>(ps);
-    const auto bias = detail::normlayer::bias_of<Affine>(ps);
-    auto back = [self = *this, xc = std::move(xc), y_saved = std::move(y_saved),
-                 saved = std::move(r.saved), scale, bias](const auto& dy) {
-      detail::normlayer::check_dy(self.prefix(), dy, xc.shape());
-      const auto k = self.template kernel_dims<N>();
-      auto g = [&] {
-        if constexpr (detail::normlayer::keep_y<F>)
-          return layernorm_backward(as_view(dy), xc, y_saved, scale, bias, saved, self.activation,
-                                    k);
-        else
-          return layernorm_backward(as_view(dy), xc, none, scale, bias, saved, self.activation, k);
-      }();
-      return gradients{std::move(g.dx), detail::normlayer::param_grads<Affine>(std::move(g.dscale),
-                                                                               std::move(g.dbias))};
-    };
+    auto back = detail::normlayer::make_back<Affine>(
+        prefix(), activation,
+        [k = kernel_dims<detail::normlayer::rank_v<X>>()](
+            const auto& dy, const auto& xx, const auto& y, const auto& s, const auto& b,
+            const auto& saved,
+            const auto& act) { return layernorm_backward(dy, xx, y, s, b, saved, act, k); },
+        x, ps, r);
     return pullback_result{std::move(r.y), st, std::move(back)};
   }
 
@@ -688,15 +615,7 @@ struct LayerNorm {
     using T = detail::normlayer::value_t<X>;
     constexpr std::size_t N = detail::normlayer::rank_v<X>;
     check_input(as_view(x).shape());
-    if constexpr (Affine) {
-      const auto want = param_shape();
-      const auto ss = as_view(ps.template get<"scale">()).shape();
-      const auto bs = as_view(ps.template get<"bias">()).shape();
-      require<shape_error>(ss == want, prefix(), ": parameter scale has shape ", ss, ", expected ",
-                           want);
-      require<shape_error>(bs == want, prefix(), ": parameter bias has shape ", bs, ", expected ",
-                           want);
-    }
+    detail::normlayer::check_affine<Affine>(prefix(), ps, param_shape());
     return layernorm(x, detail::normlayer::scale_of<Affine>(ps),
                      detail::normlayer::bias_of<Affine>(ps), activation, kernel_dims<N>(),
                      T(epsilon));

@@ -459,11 +459,7 @@ struct recurrent_cell_base {
   }
   template <class P, std::size_t N>
   void check_param(const P& p, const char* field_name, const shape_t<N>& expected) const {
-    static_assert(array_traits<std::remove_cvref_t<P>>::rank == N,
-                  "recurrent cell: a parameter has the wrong rank");
-    const auto s = as_view(p).shape();
-    require<shape_error>(s == expected, prefix(), ": parameter ", field_name, " has shape ", s,
-                         ", expected ", expected);
+    detail::check_parameter_shape(prefix(), field_name, p, expected);
   }
   template <class PS>
   void check_params(const PS& ps) const {
