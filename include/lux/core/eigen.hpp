@@ -7,7 +7,20 @@
 // Row-major Eigen objects are rejected at compile time: luxcpp is column-major.
 #pragma once
 
+// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics wherever Eigen's
+// ptranspose (used by the GEMM kernels) is inlined (GCC PR 105593, a false positive, fixed in
+// GCC 13; see lux/core/simd.hpp). Functions keep the diagnostic state of their definition, so
+// silencing the warnings around the first include of Eigen covers every later use: luxcpp
+// headers include Eigen only through this header (include it before any Eigen header of yours).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <Eigen/Core>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #include <type_traits>
 
 #include "lux/core/tensor.hpp"

@@ -20,11 +20,19 @@
 //   zeros, ones, rand (U[0,1)), randn (N(0,1)), and uniform_range(lo, hi)
 #pragma once
 
-#include <Eigen/QR>
 #include <cmath>
 #include <numbers>
 
-#include "lux/core/eigen.hpp"
+#include "lux/core/eigen.hpp"  // first: Eigen/Core with GCC 12's false warnings silenced
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include <Eigen/QR>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #include "lux/core/error.hpp"
 #include "lux/core/random.hpp"
 #include "lux/core/tensor.hpp"

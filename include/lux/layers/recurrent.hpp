@@ -64,6 +64,7 @@
 // back keeps views of ps: keep ps alive and unchanged until back is called.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <functional>
@@ -78,6 +79,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/error.hpp"
+#include "lux/core/simd.hpp"
 #include "lux/kernels/activation.hpp"
 #include "lux/kernels/dense.hpp"
 #include "lux/layers/initializers.hpp"
@@ -170,6 +172,15 @@ struct recurrent_cell_options {
 // Shared implementation
 // ---------------------------------------------------------------------------------------------
 namespace detail::rnn {
+/// out[k] = f(in0[k], in1[k], ...) over k in [0, n): xsimd batches for float and double (the
+/// gate nonlinearities are most of a cell's non-GEMM time), a scalar loop for other types.
+template <class T, class F, class... In>
+void gate_map(index_t n, T* out, F&& f, const In*... in) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    simd::transform(n, out, f, in...);
+  else
+    for (index_t k = 0; k < n; ++k) out[k] = f(in[k]...);
+}
 template <class X>
 struct is_std_tuple : std::false_type {};
 template <class... A>
@@ -642,19 +653,31 @@ struct LSTMCell : recurrent_cell_base<LSTMCell<Flags>, Flags, 4, 2> {
     const index_t o = this->out_dims, B = a.size(1);
     const sigmoid sg{};
     const tanh_ th{};
-    Tensor<T, 2> h(o, B), c(o, B), tc(o, B);
-    for (index_t j = 0; j < B; ++j)
-      for (index_t k = 0; k < o; ++k) {
-        T* col = a.data() + j * 4 * o;
-        const T* zc = zh.data() + j * 4 * o;
-        const T i = col[k] = sg(col[k] + zc[k]);
-        const T f = col[o + k] = sg(col[o + k] + zc[o + k]);
-        const T g = col[2 * o + k] = th(col[2 * o + k] + zc[2 * o + k]);
-        const T og = col[3 * o + k] = sg(col[3 * o + k] + zc[3 * o + k]);
-        c(k, j) = f * carry[1](k, j) + i * g;
-        tc(k, j) = th(c(k, j));
-        h(k, j) = og * tc(k, j);
-      }
+    auto h = Tensor<T, 2>::uninitialized(shape_t<2>{o, B}),
+         c = Tensor<T, 2>::uninitialized(shape_t<2>{o, B}),
+         tc = Tensor<T, 2>::uninitialized(shape_t<2>{o, B});
+    const auto sig_sum = [&](const auto& u, const auto& v) { return sg(u + v); };
+    const auto tanh_sum = [&](const auto& u, const auto& v) { return th(u + v); };
+    // Each gate is a contiguous block of o rows in every column of a (4o, B).
+    for (index_t j = 0; j < B; ++j) {
+      T* col = a.data() + j * 4 * o;
+      const T* zc = zh.data() + j * 4 * o;
+      T *cj = c.data() + j * o, *tcj = tc.data() + j * o, *hj = h.data() + j * o;
+      using detail::rnn::gate_map;
+      gate_map(o, col, sig_sum, col, zc);                           // i
+      gate_map(o, col + o, sig_sum, col + o, zc + o);               // f
+      gate_map(o, col + 2 * o, tanh_sum, col + 2 * o, zc + 2 * o);  // g
+      gate_map(o, col + 3 * o, sig_sum, col + 3 * o, zc + 3 * o);   // o
+      gate_map(
+          o, cj,
+          [](const auto& f, const auto& c0, const auto& i, const auto& g) {
+            return f * c0 + i * g;
+          },
+          col + o, carry[1].data() + j * o, col, col + 2 * o);
+      gate_map(o, tcj, th, cj);
+      gate_map(
+          o, hj, [](const auto& og, const auto& t) { return og * t; }, col + 3 * o, tcj);
+    }
     saved.a = std::move(a);
     saved.b = std::move(tc);
     saved.c0 = carry[1];
@@ -714,17 +737,26 @@ struct GRUCell : recurrent_cell_base<GRUCell<Flags>, Flags, 3, 1> {
     const index_t o = this->out_dims, B = a.size(1);
     const sigmoid sg{};
     const tanh_ th{};
-    Tensor<T, 2> h(o, B), zhn(o, B);
-    for (index_t j = 0; j < B; ++j)
-      for (index_t k = 0; k < o; ++k) {
-        T* col = a.data() + j * 3 * o;
-        const T* zc = zh.data() + j * 3 * o;
-        const T r = col[k] = sg(col[k] + zc[k]);
-        const T z = col[o + k] = sg(col[o + k] + zc[o + k]);
-        zhn(k, j) = zc[2 * o + k];
-        const T n = col[2 * o + k] = th(col[2 * o + k] + r * zc[2 * o + k]);
-        h(k, j) = (T(1) - z) * n + z * carry[0](k, j);
-      }
+    auto h = Tensor<T, 2>::uninitialized(shape_t<2>{o, B}),
+         zhn = Tensor<T, 2>::uninitialized(shape_t<2>{o, B});
+    const auto sig_sum = [&](const auto& u, const auto& v) { return sg(u + v); };
+    // Each gate is a contiguous block of o rows in every column of a (3o, B).
+    for (index_t j = 0; j < B; ++j) {
+      T* col = a.data() + j * 3 * o;
+      const T* zc = zh.data() + j * 3 * o;
+      using detail::rnn::gate_map;
+      gate_map(o, col, sig_sum, col, zc);              // r
+      gate_map(o, col + o, sig_sum, col + o, zc + o);  // z
+      std::copy_n(zc + 2 * o, o, zhn.data() + j * o);
+      gate_map(
+          o, col + 2 * o,
+          [&](const auto& zi, const auto& r, const auto& zn) { return th(zi + r * zn); },
+          col + 2 * o, col, zc + 2 * o);  // n
+      gate_map(
+          o, h.data() + j * o,
+          [](const auto& z, const auto& n, const auto& h0) { return (T(1) - z) * n + z * h0; },
+          col + o, col + 2 * o, carry[0].data() + j * o);
+    }
     saved.a = std::move(a);
     saved.b = std::move(zhn);
     return {std::move(h)};

@@ -13,19 +13,7 @@
 // (deterministic for a fixed thread count).
 #pragma once
 
-// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics when Eigen's
-// ptranspose (used by the GEMM kernels) is inlined (GCC PR 105593, a false positive; see
-// lux/core/simd.hpp). Templates keep the diagnostic state of their definition, so silencing
-// the warnings around the first include of Eigen covers every later instantiation.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <Eigen/Core>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
 #include <algorithm>
 #include <type_traits>
 #include <vector>

@@ -14,19 +14,7 @@
 // two Eigen GEMMs, threaded by Eigen: dW = dz xᵀ, dx = Wᵀ dz.
 #pragma once
 
-// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics when Eigen's
-// ptranspose (used by the GEMM kernels) is inlined (GCC PR 105593, a false positive; see
-// lux/core/simd.hpp). Templates keep the diagnostic state of their definition, so silencing
-// the warnings around the first include of Eigen covers every later instantiation.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <Eigen/Core>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
 #include <algorithm>
 #include <cstddef>
 #include <limits>
@@ -35,7 +23,6 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
-#include "lux/core/eigen.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
