@@ -16,7 +16,7 @@
 //     wrapped in layer_1, errors carry no prefix, it prints as that layer); with none left it
 //     behaves as NoOpLayer.
 //   ⚠ LUX_SEMANTICS §2.3: Lux ≥ 1.0's code no longer flattens nested Chains; we follow the
-//   document (the lead's decision). A Chain built with disable_optimizations is never flattened
+//   document, as the issue asks. A Chain built with disable_optimizations is never flattened
 //   into its parent, and a child given a name (lux::field) is never flattened either.
 // Flattened children keep user-given names; unnamed children are numbered by their position in
 // the flattened list. A callable that is not a layer is wrapped as WrappedFunction.
