@@ -9,7 +9,7 @@ cmake --preset default >/dev/null
 cmake --build --preset benchmarks
 mkdir -p build/bench
 jsons=()
-for b in core elementwise normalization dense conv pooling layers; do
+for b in core elementwise normalization dense conv pooling layers training; do
   out="build/bench/bench_${b}.json"
   "build/default/benchmarks/bench_${b}" --benchmark_filter="$filter" \
     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \

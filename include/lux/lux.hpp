@@ -1,4 +1,5 @@
-// luxcpp — umbrella header: everything that needs no CUDA (core, LuxLib's kernels, Lux's layers).
+// luxcpp — umbrella header: everything that needs no CUDA (core, LuxLib's kernels, Lux's layers,
+// training and I/O).
 // (CUDA tensors: additionally #include <lux/core/cuda.hpp> and link luxcpp::cuda.)
 #pragma once
 
@@ -7,11 +8,15 @@
 #include "lux/core/device.hpp"
 #include "lux/core/eigen.hpp"
 #include "lux/core/error.hpp"
+#include "lux/core/memory_pool.hpp"
 #include "lux/core/named_tuple.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/random.hpp"
 #include "lux/core/shape.hpp"
 #include "lux/core/tensor.hpp"
+#include "lux/io/dataloader.hpp"
+#include "lux/io/idx.hpp"
+#include "lux/io/safetensors.hpp"
 #include "lux/kernels/activation.hpp"
 #include "lux/kernels/batched_matmul.hpp"
 #include "lux/kernels/bias_activation.hpp"
@@ -21,6 +26,7 @@
 #include "lux/kernels/embedding.hpp"
 #include "lux/kernels/normalization.hpp"
 #include "lux/kernels/pooling.hpp"
+#include "lux/kernels/softmax.hpp"
 #include "lux/kernels/upsample.hpp"
 #include "lux/layers/chain.hpp"
 #include "lux/layers/connections.hpp"
@@ -38,3 +44,7 @@
 #include "lux/layers/upsample.hpp"
 #include "lux/layers/utility.hpp"
 #include "lux/layers/weightnorm.hpp"
+#include "lux/training/flat.hpp"
+#include "lux/training/losses.hpp"
+#include "lux/training/optimisers.hpp"
+#include "lux/training/train_state.hpp"

@@ -179,6 +179,10 @@ class rng {
   /// The stream with this key at this counter (e.g. to rebuild one from key() and counter()).
   LUX_HOST_DEVICE constexpr rng(uint2x32 key, std::uint64_t counter)
       : k0_(key.v[0]), k1_(key.v[1]), counter_(counter) {}
+  /// The stream with this key, counter and sequential cursor: the full state as key(), counter()
+  /// and position() return it (how a checkpoint restores an rng exactly).
+  LUX_HOST_DEVICE constexpr rng(uint2x32 key, std::uint64_t counter, std::uint64_t position)
+      : k0_(key.v[0]), k1_(key.v[1]), counter_(counter), pos_(position) {}
 
   LUX_HOST_DEVICE constexpr uint2x32 key() const { return uint2x32{{k0_, k1_}}; }
   LUX_HOST_DEVICE constexpr std::uint64_t counter() const { return counter_; }

@@ -24,6 +24,7 @@
 #include "lux/core/config.hpp"
 #include "lux/core/device.hpp"
 #include "lux/core/error.hpp"
+#include "lux/core/memory_pool.hpp"
 #include "lux/core/shape.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -55,21 +56,27 @@ struct device_allocator {
 
 template <>
 struct device_allocator<cpu> {
-  static constexpr std::size_t alignment = 64;
+  static constexpr std::size_t alignment = detail::host_memory_pool::alignment;
 
+  /// Storage for n elements from the caching pool (lux/core/memory_pool.hpp); value-initialized
+  /// when `initialize` (always for non-trivial T).
   template <class T>
   static T* allocate(index_t n, bool initialize) {
     if (n == 0) return nullptr;
-    const std::size_t bytes =
-        (static_cast<std::size_t>(n) * sizeof(T) + alignment - 1) / alignment * alignment;
-    T* p = static_cast<T*>(::operator new (bytes, std::align_val_t{alignment}));
+    require<shape_error>(n > 0 && static_cast<std::size_t>(n) <=
+                                      detail::host_memory_pool::max_request / sizeof(T),
+                         "Tensor: ", n, " elements of ", sizeof(T),
+                         " bytes exceed the address space");
+    const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
+    auto& pool = detail::host_memory_pool::instance();
+    T* p = static_cast<T*>(pool.allocate(bytes));
     if constexpr (std::is_trivially_default_constructible_v<T>) {
       if (initialize) std::uninitialized_value_construct_n(p, n);
     } else {
       try {
         std::uninitialized_value_construct_n(p, n);
       } catch (...) {
-        ::operator delete (p, std::align_val_t{alignment});
+        pool.deallocate(p, bytes);
         throw;
       }
     }
@@ -79,7 +86,7 @@ struct device_allocator<cpu> {
   static void deallocate(T* p, index_t n) noexcept {
     if (!p) return;
     std::destroy_n(p, n);
-    ::operator delete (p, std::align_val_t{alignment});
+    detail::host_memory_pool::instance().deallocate(p, static_cast<std::size_t>(n) * sizeof(T));
   }
   template <class T>
   static void copy(T* dst, const T* src, index_t n) {
