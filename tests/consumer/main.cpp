@@ -1,7 +1,9 @@
 // A downstream program: uses the tensor core, RNG, activations and Eigen interop and
-// checks a result it computes independently, so a broken package fails here.
+// checks a result it computes independently, so a broken package fails here; then trains a
+// Dense layer a few steps and round-trips its parameters through a safetensors file.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <lux/lux.hpp>
 
 int main() {
@@ -16,7 +18,22 @@ int main() {
   const double colsum = lux::as_eigen(x).colwise().sum().sum();
   double direct = 0;
   for (double v : x) direct += v;
-  const bool ok = std::fabs(sum_sigmoid - ref) < 1e-12 && std::fabs(colsum - direct) < 1e-12;
+  bool ok = std::fabs(sum_sigmoid - ref) < 1e-12 && std::fabs(colsum - direct) < 1e-12;
+
+  const auto model = lux::Dense({3, 1});
+  auto [ps, st] = lux::setup<double>(rng, model);
+  lux::TrainState ts(model, ps, st, lux::optim::Adam{0.05});
+  const lux::Tensor<double, 2> y(lux::shape_t<2>{1, 5}, 1.0);
+  const auto batch = std::pair{x, y};
+  const double first = lux::single_train_step(lux::MSELoss{}, batch, ts).loss;
+  double last = first;
+  for (int i = 0; i < 50; ++i) last = lux::single_train_step(lux::MSELoss{}, batch, ts).loss;
+  const auto path = std::filesystem::temp_directory_path() / "luxcpp_consumer.safetensors";
+  lux::save(path, ts.params());
+  auto [ps2, st2] = lux::setup<double>(rng, model);
+  lux::load(path, ps2);
+  std::filesystem::remove(path);
+  ok = ok && last < first / 2 && ps2.get<"weight">()(0, 1) == ts.params().get<"weight">()(0, 1);
   std::printf("luxcpp consumer: %s (sum sigmoid = %.6f)\n", ok ? "ok" : "MISMATCH", sum_sigmoid);
   return ok ? 0 : 1;
 }
