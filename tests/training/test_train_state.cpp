@@ -165,7 +165,7 @@ TEST_CASE("TrainState: no tensor storage is allocated after the first step", "[t
   auto x = lux_test::random_tensor<float, 4>({14, 14, 1, 16}, 8, 0, 1);
   lux::Tensor<std::int64_t, 1> labels(lux::shape_t<1>{16});
   for (lux::index_t i = 0; i < 16; ++i) labels[i] = i % 10;
-  const auto batch = std::pair{std::cref(x).get(), std::cref(labels).get()};
+  const auto batch = std::tie(x, labels);
   const lux::CrossEntropyLoss<> loss({.logits = true});
   (void)lux::single_train_step(loss, batch, ts);  // step 1: warm-up fills the cache
   const long aligned0 = aligned_allocations.load();
