@@ -225,3 +225,19 @@ TEST_CASE("Eigen interop shares memory both ways", "[tensor][eigen]") {
   auto ce = lux::as_eigen(ct);
   CHECK(ce(1, 2) == 7.0f);
 }
+
+TEST_CASE("Tensor sizes can be spelled as a braced list, sizes or a shape_t", "[tensor]") {
+  const lux::Tensor<float, 2> a({3, 4});
+  const lux::Tensor<float, 2> b{3, 4};
+  const lux::Tensor<float, 2> c(3, 4);
+  const lux::Tensor<float, 2> d(lux::shape_t<2>{3, 4});
+  for (const auto* t : {&a, &b, &c, &d}) {
+    CHECK(t->shape() == lux::shape_t<2>{3, 4});
+    CHECK(t->data()[11] == 0.0f);
+  }
+  const lux::Tensor<double, 1> e{7};
+  CHECK(e.shape() == lux::shape_t<1>{7});
+  // A braced list with the wrong number of sizes is a shape_error, not a silent zero extent.
+  CHECK_THROWS_AS((lux::Tensor<float, 2>({3})), lux::shape_error);
+  CHECK_THROWS_AS((lux::Tensor<float, 2>({3, 4, 5})), lux::shape_error);
+}

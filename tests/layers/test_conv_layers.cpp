@@ -169,6 +169,11 @@ void check_plain_fixture(const L& layer, const std::string& name) {
 }
 }  // namespace
 
+template <class O>
+concept has_use_bias_option = requires(O o) {
+  o.use_bias;
+};
+
 TEST_CASE("Conv: Lux's conv test case with the 2N pad order", "[layers][conv]") {
   // Conv((3, 3), 1 => 1, relu; pad = (0, 1, 1, 2)) with ones weights on 28×28 ones.
   lux::Conv layer({3, 3}, {1, 1}, lux::relu{}, {.pad = {0, 1, 1, 2}});
@@ -495,9 +500,10 @@ TEST_CASE("Conv, pooling and upsampling layers: error messages", "[layers][conv]
   CHECK_THROWS_AS(lux::Conv({3, 3}, {2, 4}, lux::identity{}, {.stride = 0}), lux::argument_error);
   CHECK_THROWS_AS(lux::Conv({3, 3}, {2, 4}, lux::identity{}, {.pad = {1, 2, 3}}),
                   lux::argument_error);
-  CHECK_THROWS_AS(lux::Conv({3, 3}, {2, 4}, lux::identity{}, {.use_bias = false}),
-                  lux::argument_error);
-  CHECK_NOTHROW(lux::Conv<2, lux::identity, false>({3, 3}, {2, 4}, {}, {.use_bias = false}));
+  // use_bias is the layer type's UseBias alone: the options have no field to disagree with it.
+  static_assert(!has_use_bias_option<lux::conv_options<2>> &&
+                !has_use_bias_option<lux::conv_transpose_options<2>>);
+  static_assert(!lux::Conv<2, lux::identity, false>::use_bias && lux::Conv<2>::use_bias);
   // In a Chain the message gets the layer path.
   lux::Chain model(lux::Conv({5, 5}, {1, 6}, lux::relu{}), lux::MaxPool({2, 2}),
                    lux::Conv({5, 5}, {6, 16}, lux::relu{}), lux::GlobalMeanPool{});

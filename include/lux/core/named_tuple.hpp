@@ -100,6 +100,14 @@ consteval bool names_unique() {
 template <class T>
 inline constexpr bool is_named_tuple_v = detail::is_named_tuple<std::remove_cvref_t<T>>::value;
 
+namespace detail {
+template <field_name Requested, field_name... Existing>
+struct field_not_found : std::false_type {};
+/// What get<missing>() returns after its static_assert, so no second error follows.
+struct missing_field {};
+inline missing_field missing_field_value{};
+}  // namespace detail
+
 template <class... Fields>
 class named_tuple {
   static_assert(detail::names_unique<Fields...>(), "lux::named_tuple: field names must be unique");
@@ -120,15 +128,24 @@ class named_tuple {
 
   template <field_name Name>
   constexpr auto& get() & {
-    return std::get<checked_index<Name>()>(values_);
+    if constexpr (checked_index<Name>() < size)
+      return std::get<checked_index<Name>()>(values_);
+    else
+      return detail::missing_field_value;
   }
   template <field_name Name>
   constexpr const auto& get() const& {
-    return std::get<checked_index<Name>()>(values_);
+    if constexpr (checked_index<Name>() < size)
+      return std::get<checked_index<Name>()>(values_);
+    else
+      return detail::missing_field_value;
   }
   template <field_name Name>
   constexpr auto&& get() && {
-    return std::get<checked_index<Name>()>(std::move(values_));
+    if constexpr (checked_index<Name>() < size)
+      return std::get<checked_index<Name>()>(std::move(values_));
+    else
+      return detail::missing_field_value;
   }
   template <std::size_t I>
   constexpr auto& at() & {
@@ -150,11 +167,16 @@ class named_tuple {
   }
 
  private:
+  // A missing field stops with one static_assert whose note spells the requested name and the
+  // names that exist, as field_not_found<"requested", "existing"...>; the index then falls back
+  // to 0 so that the caller's code does not cascade into further errors.
   template <field_name Name>
   static consteval std::size_t checked_index() {
     constexpr std::size_t i = detail::index_of_field<Name, Fields...>();
-    static_assert(i < size, "lux::named_tuple: no field with this name");
-    return i;
+    static_assert(i < size || detail::field_not_found<Name, Fields::name...>::value,
+                  "lux::named_tuple: no field with this name (see field_not_found<requested, "
+                  "existing...> below; were ps and st swapped?)");
+    return i < size ? i : 0;
   }
   template <std::size_t Idx, class V, std::size_t... I>
   constexpr auto with_impl(V&& value, std::index_sequence<I...>) const {

@@ -6,8 +6,12 @@
 //   gpu_op<cuda>      CUDA: cuDNN, cuBLASLt, custom kernels
 // looped_op derives from generic_op, so a kernel without a looped specialization falls
 // back to the generic one by overload resolution (xsimd's `requires_arch` idiom).
-// gpu_op derives from nothing: a missing GPU kernel is a compile error, never host loops
-// over device memory.
+// gpu_op does not derive from generic_op: a missing GPU kernel is a compile error, never host
+// loops over device memory.
+//
+// The dispatch seam is open: the public kernels call their implementation unqualified with the
+// mode tag first, so implementations are found by argument-dependent lookup on the tag
+// (see lux::operation_mode_tag below for a backend defined outside the library).
 //
 // operation_mode_t<Arrays...> picks the mode from the argument types, ignoring absent
 // optional arguments (lux::none, std::nullopt):
@@ -17,6 +21,7 @@
 // Mixing devices is a compile error with a readable message.
 #pragma once
 
+#include <concepts>
 #include <optional>
 #include <tuple>
 #include <type_traits>
@@ -27,25 +32,43 @@
 
 LUX_NAMESPACE_BEGIN
 
-struct generic_op {
+/// The base every operation-mode tag derives from. A backend outside the library defines its
+/// own tag (`struct my_op : lux::operation_mode_tag { static constexpr const char* name =
+/// "my_op"; };`), implements kernels as functions taking that tag first in the tag's own
+/// namespace, and passes the tag to the public kernel: the public headers call every
+/// implementation unqualified, so it is found by argument-dependent lookup at instantiation,
+/// whatever the include order (Thrust's `f(policy, ...)` customization idiom).
+struct operation_mode_tag {};
+
+// The library's tags live in lux::impl, beside their implementations, so that ADL on the tag
+// finds the implementations (generic, looped, and CUDA ones declared in later headers) from the
+// public kernels' unqualified calls; lux::generic_op etc. name them through using-declarations.
+namespace impl {
+struct generic_op : operation_mode_tag {
   static constexpr const char* name = "generic_op";
 };
 struct looped_op : generic_op {
   static constexpr const char* name = "looped_op";
 };
 template <class Device>
-struct gpu_op {
+struct gpu_op : operation_mode_tag {
   static_assert(std::is_same_v<Device, cuda>, "lux::gpu_op: only lux::cuda is supported");
   using device_type = Device;
   static constexpr const char* name = "gpu_op";
 };
+}  // namespace impl
+using impl::generic_op;
+using impl::gpu_op;
+using impl::looped_op;
 
+/// True for every operation-mode tag: the library's three and any user type deriving from
+/// lux::operation_mode_tag with a `name`.
 template <class M>
-inline constexpr bool is_operation_mode_v =
-    std::is_same_v<M, generic_op> || std::is_same_v<M, looped_op> ||
-    std::is_same_v<M, gpu_op<cuda>>;
+concept operation_mode = std::is_base_of_v<operation_mode_tag, M> && requires {
+  { M::name } -> std::convertible_to<const char*>;
+};
 template <class M>
-concept operation_mode = is_operation_mode_v<M>;
+inline constexpr bool is_operation_mode_v = operation_mode<M>;
 
 /// The "argument not given" marker for optional tensors (LuxLib's `nothing`).
 struct none_t {

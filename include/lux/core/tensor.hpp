@@ -309,6 +309,10 @@ class Tensor {
   requires(sizeof...(Ints) == N && N > 0 &&
            (std::is_integral_v<Ints> && ...)) explicit Tensor(Ints... sizes)
       : Tensor(shape_t<N>{static_cast<index_t>(sizes)...}) {}
+  /// `Tensor<float, 2> x({3, 4})` and `Tensor<float, 2> x{3, 4}`: a zero-initialized tensor with
+  /// these sizes. (Without this constructor `{3, 4}` converts to shape_t and, through the
+  /// constructors above, to a Tensor: an ambiguous call.) The list must hold exactly N sizes.
+  explicit Tensor(std::initializer_list<index_t> sizes) : Tensor(sizes_to_shape(sizes), true) {}
   /// A tensor with every element equal to `value` (host only).
   Tensor(const shape_t<N>& shape, const T& value) : Tensor(shape, false) {
     std::fill_n(host_data("Tensor(shape, value)"), numel_, value);
@@ -318,6 +322,13 @@ class Tensor {
     require<shape_error>(static_cast<index_t>(values.size()) == numel_, "Tensor: shape ", shape,
                          " needs ", numel_, " values, got ", values.size());
     std::copy(values.begin(), values.end(), host_data("Tensor(shape, values)"));
+  }
+  static shape_t<N> sizes_to_shape(std::initializer_list<index_t> sizes) {
+    require<shape_error>(sizes.size() == N, "Tensor: a rank-", N, " tensor needs ", N,
+                         " sizes, got ", sizes.size());
+    shape_t<N> shape{};
+    std::copy(sizes.begin(), sizes.end(), shape.begin());
+    return shape;
   }
   /// A tensor whose contents are not initialized (for outputs a kernel overwrites).
   static Tensor uninitialized(const shape_t<N>& shape) { return Tensor(shape, false); }

@@ -108,7 +108,7 @@ template <operation_mode M, activation_function F, array X>
   if constexpr (activation_traits<F>::is_identity) {
     device_allocator<device_t<X>>::copy(y.data(), xv.data(), xv.numel());
   } else {
-    impl::fast_activation(mode, f, xv.data(), y.data(), xv.numel());
+    fast_activation(mode, f, xv.data(), y.data(), xv.numel());
   }
   return y;
 }
@@ -134,7 +134,7 @@ fast_activation_(M mode, const F& f, X&& x) {
   static_assert(!std::is_const_v<typename decltype(xv)::element_type>,
                 "lux::fast_activation_: x must be mutable (not a const Tensor / view of const)");
   if constexpr (!activation_traits<F>::is_identity)
-    impl::fast_activation(mode, f, xv.data(), xv.data(), xv.numel());
+    fast_activation(mode, f, xv.data(), xv.data(), xv.numel());
   return xv;
 }
 
@@ -195,7 +195,7 @@ activation_backward(M mode, const F& f, const DY& dy, const X& x, const Y& y) {
     }();
     static_assert(contiguous_v<std::remove_cvref_t<decltype(arg)>>,
                   "lux::activation_backward: x / y must be contiguous");
-    impl::activation_backward(mode, f, dyv.data(), as_view(arg).data(), dx.data(), dyv.numel());
+    activation_backward(mode, f, dyv.data(), as_view(arg).data(), dx.data(), dyv.numel());
   }
   return {std::move(dx)};
 }

@@ -132,7 +132,7 @@ TensorView<T, 3> batched_matmul(M mode, const A& a, op opa, const B& b, op opb,
                        ", expected ", cs, " for a ", av.shape(), " and b ", bv.shape());
   require<argument_error>(!overlap(out, av) && !overlap(out, bv),
                           "batched_matmul: out overlaps an input; the output needs its own buffer");
-  impl::batched_matmul(mode, as_batch(av), opa, as_batch(bv), opb, out);
+  batched_matmul_kernel(mode, as_batch(av), opa, as_batch(bv), opb, out);
   return out;
 }
 
@@ -152,7 +152,7 @@ template <operation_mode M, array A, array B>
   const auto bv = const_view(b);
   auto c = Tensor<value_t<A>, 3>::uninitialized(
       check_shapes("batched_matmul", av.shape(), opa, bv.shape(), opb));
-  impl::batched_matmul(mode, as_batch(av), opa, as_batch(bv), opb, c.view());
+  batched_matmul_kernel(mode, as_batch(av), opa, as_batch(bv), opb, c.view());
   return c;
 }
 
@@ -205,8 +205,8 @@ void batched_matmul_backward(M mode, const DC& dc, const A& a, op opa, const B& 
   auto clashes = [&](const auto& o) { return overlap(o, av) || overlap(o, bv) || overlap(o, dcv); };
   require<argument_error>(!clashes(da) && !clashes(db) && !overlap(da, db), name,
                           ": da or db overlaps an input or the other; each needs its own memory");
-  impl::batched_matmul_backward(mode, dcv, as_batch(av), opa, as_batch(bv), opb, as_batch(da),
-                                as_batch(db));
+  batched_matmul_backward_kernel(mode, dcv, as_batch(av), opa, as_batch(bv), opb, as_batch(da),
+                                 as_batch(db));
 }
 
 /// da, db into the caller's buffers, mode chosen from the arrays' types.

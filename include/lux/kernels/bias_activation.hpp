@@ -120,8 +120,7 @@ template <operation_mode M, activation_function F, array X, class B>
   } else {
     auto y = tensor_t<X>::uninitialized(xv.shape());
     const auto l = bias_layout_of(xv.shape());
-    impl::bias_activation(mode, f, xv.data(), as_view(bias).data(), y.data(), l.inner, l.C,
-                          l.outer);
+    bias_activation(mode, f, xv.data(), as_view(bias).data(), y.data(), l.inner, l.C, l.outer);
     return y;
   }
 }
@@ -154,8 +153,7 @@ bias_activation_(M mode, const F& f, X&& x, const B& bias) {
     return fast_activation_(mode, f, xv);
   } else {
     const auto l = bias_layout_of(xv.shape());
-    impl::bias_activation(mode, f, xv.data(), as_view(bias).data(), xv.data(), l.inner, l.C,
-                          l.outer);
+    bias_activation(mode, f, xv.data(), as_view(bias).data(), xv.data(), l.inner, l.C, l.outer);
     return xv;
   }
 }
@@ -227,8 +225,8 @@ bias_activation_backward(M mode, const F& f, const DY& dy, const X& x, const B& 
       arg = as_view(x).data();
       b = as_view(bias).data();
     }
-    impl::bias_activation_backward(mode, f, dyv.data(), arg, b, dx.data(), dbias.data(), l.inner,
-                                   l.C, l.outer);
+    bias_activation_backward(mode, f, dyv.data(), arg, b, dx.data(), dbias.data(), l.inner, l.C,
+                             l.outer);
     return {std::move(dx), std::move(dbias)};
   }
 }

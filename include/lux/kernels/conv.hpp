@@ -519,8 +519,8 @@ fused_conv_bias_activation_forward(M mode, const F& f, const W& w, const X& x, c
     r.z = Tensor<T, S + 2>::uninitialized(r.y.shape());
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
-  impl::conv_forward(mode, g, xv.data(), wv.data(), b, f, r.y.data(),
-                     activation_traits<F>::uses_output ? nullptr : r.z.data());
+  conv_forward(mode, g, xv.data(), wv.data(), b, f, r.y.data(),
+               activation_traits<F>::uses_output ? nullptr : r.z.data());
   return r;
 }
 template <activation_function F, array W, array X, class B, std::size_t S>
@@ -543,7 +543,7 @@ template <operation_mode M, activation_function F, array W, array X, class B, st
   auto y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g));
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
-  impl::conv_forward(mode, g, xv.data(), wv.data(), b, f, y.data(), static_cast<T*>(nullptr));
+  conv_forward(mode, g, xv.data(), wv.data(), b, f, y.data(), static_cast<T*>(nullptr));
   return y;
 }
 template <activation_function F, array W, array X, class B, std::size_t S>
@@ -563,8 +563,8 @@ template <operation_mode M, array X, array W, std::size_t S>
   const impl::conv_geometry g =
       detail::conv::forward_geometry<S>("conv", xv.shape(), wv.shape(), cd);
   auto y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g));
-  impl::conv_forward(mode, g, xv.data(), wv.data(), static_cast<const T*>(nullptr), identity{},
-                     y.data(), static_cast<T*>(nullptr));
+  conv_forward(mode, g, xv.data(), wv.data(), static_cast<const T*>(nullptr), identity{}, y.data(),
+               static_cast<T*>(nullptr));
   return y;
 }
 template <array X, array W, std::size_t S>
@@ -590,7 +590,7 @@ template <operation_mode M, array DY, array W, std::size_t S>
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::out_shape<S>(g),
                                  "(the output of the convolution)");
   auto dx = Tensor<T, S + 2>::uninitialized(x_shape);
-  impl::conv_backward_data(mode, g, dyv.data(), wv.data(), dx.data());
+  conv_backward_data(mode, g, dyv.data(), wv.data(), dx.data());
   return dx;
 }
 template <array DY, array W, std::size_t S>
@@ -613,7 +613,7 @@ template <operation_mode M, array X, array DY, std::size_t S>
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::out_shape<S>(g),
                                  "(the output of the convolution)");
   auto dw = Tensor<T, S + 2>::uninitialized(w_shape);
-  impl::conv_backward_filter(mode, g, xv.data(), dyv.data(), dw.data());
+  conv_backward_filter(mode, g, xv.data(), dyv.data(), dw.data());
   return dw;
 }
 template <array X, array DY, std::size_t S>
@@ -633,8 +633,7 @@ template <operation_mode M, array DY>
   index_t pixels = 1;
   for (std::size_t d = 0; d + 2 < N; ++d) pixels *= dyv.shape()[d];
   auto db = Tensor<T, 1>::uninitialized(shape_t<1>{dyv.shape()[N - 2]});
-  impl::conv_bias_gradient(mode, pixels, dyv.shape()[N - 2], dyv.shape()[N - 1], dyv.data(),
-                           db.data());
+  conv_bias_gradient(mode, pixels, dyv.shape()[N - 2], dyv.shape()[N - 1], dyv.data(), db.data());
   return db;
 }
 template <array DY>
@@ -677,8 +676,8 @@ template <operation_mode M, activation_function F, array DY, array W, array X, c
     db = r.dbias.data();
   }
   const T* arg = detail::conv::saved_argument<F>(y, z);
-  impl::conv_backward(mode, g, f, as_view(dy).data(), arg, xv.data(), wv.data(), r.dx.data(),
-                      r.dweight.data(), db);
+  conv_backward(mode, g, f, as_view(dy).data(), arg, xv.data(), wv.data(), r.dx.data(),
+                r.dweight.data(), db);
   return r;
 }
 template <activation_function F, array DY, array W, array X, class B, class Y, class Z,
@@ -714,8 +713,8 @@ fused_conv_transpose_bias_activation_forward(M mode, const F& f, const W& w, con
     r.z = Tensor<T, S + 2>::uninitialized(r.y.shape());
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
-  impl::conv_transpose_forward(mode, g, xv.data(), wv.data(), b, f, r.y.data(),
-                               activation_traits<F>::uses_output ? nullptr : r.z.data());
+  conv_transpose_forward(mode, g, xv.data(), wv.data(), b, f, r.y.data(),
+                         activation_traits<F>::uses_output ? nullptr : r.z.data());
   return r;
 }
 template <activation_function F, array W, array X, class B, std::size_t S>
@@ -743,8 +742,7 @@ template <operation_mode M, activation_function F, array W, array X, class B, st
   auto y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g));
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
-  impl::conv_transpose_forward(mode, g, xv.data(), wv.data(), b, f, y.data(),
-                               static_cast<T*>(nullptr));
+  conv_transpose_forward(mode, g, xv.data(), wv.data(), b, f, y.data(), static_cast<T*>(nullptr));
   return y;
 }
 template <activation_function F, array W, array X, class B, std::size_t S>
@@ -767,7 +765,7 @@ template <operation_mode M, array X, array W, std::size_t S>
   const impl::conv_geometry g =
       detail::conv::transpose_geometry<S>("conv_transpose", xv.shape(), wv.shape(), cd, outpad);
   auto y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g));
-  impl::conv_backward_data(mode, g, xv.data(), wv.data(), y.data());
+  conv_backward_data(mode, g, xv.data(), wv.data(), y.data());
   return y;
 }
 template <array X, array W, std::size_t S>
@@ -791,8 +789,8 @@ template <operation_mode M, array DY, array W, std::size_t S>
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::in_shape<S>(g),
                                  "(the output of the transposed convolution)");
   auto dx = Tensor<T, S + 2>::uninitialized(x_shape);
-  impl::conv_forward(mode, g, dyv.data(), wv.data(), static_cast<const T*>(nullptr), identity{},
-                     dx.data(), static_cast<T*>(nullptr));
+  conv_forward(mode, g, dyv.data(), wv.data(), static_cast<const T*>(nullptr), identity{},
+               dx.data(), static_cast<T*>(nullptr));
   return dx;
 }
 template <array DY, array W, std::size_t S>
@@ -817,7 +815,7 @@ template <operation_mode M, array X, array DY, std::size_t S>
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::in_shape<S>(g),
                                  "(the output of the transposed convolution)");
   auto dw = Tensor<T, S + 2>::uninitialized(w_shape);
-  impl::conv_backward_filter(mode, g, dyv.data(), xv.data(), dw.data());
+  conv_backward_filter(mode, g, dyv.data(), xv.data(), dw.data());
   return dw;
 }
 template <array X, array DY, std::size_t S>
@@ -868,15 +866,15 @@ fused_conv_transpose_bias_activation_backward(M mode, const F& f, const DY& dy, 
   Tensor<T, S + 2> dz_store;
   if (!activation_traits<F>::is_identity || db) {
     dz_store = Tensor<T, S + 2>::uninitialized(ys);
-    impl::conv_activation_backward(mode, f, g.in_pixels(), g.c_in, g.batch, dyv.data(), arg,
-                                   dz_store.data(), db);
+    conv_activation_backward(mode, f, g.in_pixels(), g.c_in, g.batch, dyv.data(), arg,
+                             dz_store.data(), db);
     dz = dz_store.data();
   }
   r.dx = Tensor<T, S + 2>::uninitialized(xv.shape());
-  impl::conv_forward(mode, g, dz, wv.data(), static_cast<const T*>(nullptr), identity{},
-                     r.dx.data(), static_cast<T*>(nullptr));
+  conv_forward(mode, g, dz, wv.data(), static_cast<const T*>(nullptr), identity{}, r.dx.data(),
+               static_cast<T*>(nullptr));
   r.dweight = Tensor<T, S + 2>::uninitialized(wv.shape());
-  impl::conv_backward_filter(mode, g, dz, xv.data(), r.dweight.data());
+  conv_backward_filter(mode, g, dz, xv.data(), r.dweight.data());
   return r;
 }
 template <activation_function F, array DY, array W, array X, class B, class Y, class Z,

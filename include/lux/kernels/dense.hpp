@@ -208,7 +208,7 @@ TensorView<T, 2> fused_dense_bias_activation(M mode, const F& f, const W& weight
   require<argument_error>(!aliased,
                           "fused_dense_bias_activation: out overlaps an input (weight, x or bias)"
                           "; the output needs its own buffer");
-  impl::fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), out, static_cast<T*>(nullptr));
+  fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), out, static_cast<T*>(nullptr));
   return out;
 }
 
@@ -232,8 +232,7 @@ template <operation_mode M, activation_function F, array W, array X, class B>
   const auto xv = const_view(x);
   auto y = Tensor<T, 2>::uninitialized(
       check_shapes("fused_dense_bias_activation", wv.shape(), xv.shape(), bias));
-  impl::fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), y.view(),
-                            static_cast<T*>(nullptr));
+  fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), y.view(), static_cast<T*>(nullptr));
   return y;
 }
 
@@ -258,8 +257,8 @@ template <operation_mode M, activation_function F, array W, array X, class B>
   const auto ys = check_shapes("fused_dense_bias_activation_forward", wv.shape(), xv.shape(), bias);
   dense_result<T> r{Tensor<T, 2>::uninitialized(ys), {}};
   if constexpr (keep_z) r.saved.z = Tensor<T, 2>::uninitialized(ys);
-  impl::fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), r.y.view(),
-                            keep_z ? r.saved.z.data() : static_cast<T*>(nullptr));
+  fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), r.y.view(),
+                      keep_z ? r.saved.z.data() : static_cast<T*>(nullptr));
   return r;
 }
 
@@ -347,8 +346,8 @@ dense_gradient_views<T> fused_dense_bias_activation_backward(M mode, const F& f,
                           ": the gradient buffers overlap an input or each other; each needs its "
                           "own memory");
 
-  impl::fused_dense_backward(mode, f, dyv, wv, xv, arg, out.dweight, out.dx,
-                             is_absent_v<B> ? static_cast<T*>(nullptr) : out.dbias.data());
+  fused_dense_backward(mode, f, dyv, wv, xv, arg, out.dweight, out.dx,
+                       is_absent_v<B> ? static_cast<T*>(nullptr) : out.dbias.data());
   return out;
 }
 

@@ -256,11 +256,11 @@ dropout(M mode, const rng& r, const X& x, double p, bool training, double invp,
   const T threshold = impl::dropout_threshold<T>(p);
   const T scale = static_cast<T>(invp);
   if (ms == xv.shape()) {
-    impl::dropout(mode, r, threshold, scale, xv.data(), y.data(), mask.data(), xv.numel());
+    dropout(mode, r, threshold, scale, xv.data(), y.data(), mask.data(), xv.numel());
   } else {
-    impl::dropout_mask(mode, r, threshold, scale, mask.data(), mask.numel());
-    impl::broadcast_multiply(mode, xv.data(), xv.shape(), static_cast<const T*>(mask.data()), ms,
-                             y.data());
+    dropout_mask(mode, r, threshold, scale, mask.data(), mask.numel());
+    broadcast_multiply(mode, xv.data(), xv.shape(), static_cast<const T*>(mask.data()), ms,
+                       y.data());
   }
   return {std::move(y), std::move(mask), r.advanced(1)};
 }
@@ -308,8 +308,7 @@ dropout(M mode, const rng& r, const X& x, MK&& mask, double p, bool training, bo
   require<shape_error>(mv.shape() == ms, "dropout: mask has shape ", mv.shape(), ", expected ", ms,
                        " (the dropout mask shape of x ", xv.shape(), " with these dims)");
   auto y = Tensor<T, N, D>::uninitialized(xv.shape());
-  impl::broadcast_multiply(mode, xv.data(), xv.shape(), static_cast<const T*>(mv.data()), ms,
-                           y.data());
+  broadcast_multiply(mode, xv.data(), xv.shape(), static_cast<const T*>(mv.data()), ms, y.data());
   return {std::move(y), keep_mask(), r};
 }
 
@@ -341,8 +340,8 @@ dropout_backward(M mode, const DY& dy, const MK& mask) {
   require<shape_error>(fits, "dropout_backward: mask has shape ", mv.shape(),
                        ", expected the size of dy ", dyv.shape(), " or 1 along each dimension");
   auto dx = tensor_t<DY>::uninitialized(dyv.shape());
-  impl::broadcast_multiply(mode, dyv.data(), dyv.shape(), static_cast<const T*>(mv.data()),
-                           mv.shape(), dx.data());
+  broadcast_multiply(mode, dyv.data(), dyv.shape(), static_cast<const T*>(mv.data()), mv.shape(),
+                     dx.data());
   return {std::move(dx)};
 }
 
@@ -369,8 +368,8 @@ alpha_dropout(M mode, const rng& r, const X& x, double p, bool training, double 
   const auto xv = as_view(x);
   if (!training) return {copy_of(x), r, alpha_dropout_saved{r, p, 1, false, xv.numel()}};
   auto y = tensor_t<X>::uninitialized(xv.shape());
-  impl::alpha_dropout(mode, r, impl::dropout_threshold<T>(p), static_cast<T>(alpha),
-                      static_cast<T>(A), static_cast<T>(B), xv.data(), y.data(), xv.numel());
+  alpha_dropout(mode, r, impl::dropout_threshold<T>(p), static_cast<T>(alpha), static_cast<T>(A),
+                static_cast<T>(B), xv.data(), y.data(), xv.numel());
   return {std::move(y), r.advanced(1), alpha_dropout_saved{r, p, A, true, xv.numel()}};
 }
 
@@ -410,8 +409,8 @@ alpha_dropout_backward(M mode, const DY& dy, const alpha_dropout_saved& saved) {
                        " elements as in the forward pass");
   if (!saved.training) return {copy_of(dy)};
   auto dx = tensor_t<DY>::uninitialized(dyv.shape());
-  impl::alpha_dropout_backward(mode, saved.rng, impl::dropout_threshold<T>(saved.p),
-                               static_cast<T>(saved.A), dyv.data(), dx.data(), dyv.numel());
+  alpha_dropout_backward(mode, saved.rng, impl::dropout_threshold<T>(saved.p),
+                         static_cast<T>(saved.A), dyv.data(), dx.data(), dyv.numel());
   return {std::move(dx)};
 }
 

@@ -115,7 +115,7 @@ embedding_lookup(Mode mode, const W& weight, const Idx& indices) {
   ys[0] = ws[0];
   for (std::size_t a = 0; a < M; ++a) ys[a + 1] = is[a];
   auto y = Tensor<T, M + 1>::uninitialized(ys);
-  impl::embedding_lookup(mode, wp, ws[0], ip, as_view(indices).numel(), y.data());
+  embedding_lookup(mode, wp, ws[0], ip, as_view(indices).numel(), y.data());
   return y;
 }
 template <array W, array Idx>
@@ -148,8 +148,8 @@ template <operation_mode Mode, array DY, array Idx>
                        " (out of weight ", weight_shape, ", then the shape of indices)");
   check_indices(op, ip, is, weight_shape[1], weight_shape);
   auto dw = Tensor<T, 2>::uninitialized(weight_shape);
-  impl::embedding_lookup_backward(mode, dyp, weight_shape[0], ip, as_view(indices).numel(),
-                                  dw.data(), weight_shape[1]);
+  embedding_lookup_backward(mode, dyp, weight_shape[0], ip, as_view(indices).numel(), dw.data(),
+                            weight_shape[1]);
   return {std::move(dw)};
 }
 template <array DY, array Idx>
@@ -209,7 +209,7 @@ TensorView<detail::embedding::value_t<W>, detail::embedding::rank_v<Idx> + 1> em
                        ", expected ", ys, " for weight ", ws, " and indices ", is);
   check_disjoint(op, y, weight);
   check_indices(op, ip, is, ws[1], ws);
-  impl::embedding_lookup(mode, wp, ws[0], ip, as_view(indices).numel(), yp);
+  embedding_lookup(mode, wp, ws[0], ip, as_view(indices).numel(), yp);
   return TensorView<T, M + 1>(yp, ys);
 }
 template <array Y, array W, array Idx>
@@ -245,7 +245,7 @@ TensorView<detail::embedding::value_t<DY>, 2> embedding_lookup_backward_(Mode mo
                        ", then the shape of indices)");
   check_disjoint(op, dweight, dy);
   check_indices(op, ip, is, ws[1], ws);
-  impl::embedding_lookup_backward(mode, dyp, ws[0], ip, as_view(indices).numel(), dwp, ws[1]);
+  embedding_lookup_backward(mode, dyp, ws[0], ip, as_view(indices).numel(), dwp, ws[1]);
   return TensorView<T, 2>(dwp, ws);
 }
 template <array DW, array DY, array Idx>

@@ -243,11 +243,10 @@ void forward(Mode mode, const impl::norm_layout& L, const T* x, impl::norm_affin
       var.fill(std::numeric_limits<T>::quiet_NaN());
       return;
     }
-    impl::normalization_forward(mode, L, x, y.data(), aff, sigma, epsilon, saved.mean.data(),
-                                var.data(), saved.inv_std.data());
+    normalization_forward(mode, L, x, y.data(), aff, sigma, epsilon, saved.mean.data(), var.data(),
+                          saved.inv_std.data());
   } else if (L.numel() > 0) {
-    impl::normalization_apply(mode, L, x, y.data(), aff, sigma, saved.mean.data(),
-                              saved.inv_std.data());
+    normalization_apply(mode, L, x, y.data(), aff, sigma, saved.mean.data(), saved.inv_std.data());
   }
 }
 
@@ -334,9 +333,8 @@ void backward(Mode mode, const impl::norm_layout& L, const T* dy, const T* x, co
   Tensor<T, 1> dg(shape_t<1>{affine ? L.affine_size() : 0});
   Tensor<T, 1> db(shape_t<1>{affine ? L.affine_size() : 0});
   if (L.numel() > 0)
-    impl::normalization_backward(mode, L, dy, x, y, aff, sigma, saved.mean.data(),
-                                 saved.inv_std.data(), saved.batch_statistics, dx.data(), affine,
-                                 dg.data(), db.data());
+    normalization_backward(mode, L, dy, x, y, aff, sigma, saved.mean.data(), saved.inv_std.data(),
+                           saved.batch_statistics, dx.data(), affine, dg.data(), db.data());
   if (aff.scale) dscale_c = std::move(dg);
   if (aff.bias) dbias_c = std::move(db);
 }

@@ -286,7 +286,7 @@ maxpool_result<T, N> maxpool_argmax(Mode mode, const char* op, const T* x, const
   const shape_t<N> ys = output_shape(g, xs);
   auto y = Tensor<T, N>::uninitialized(ys);
   auto argmax = Tensor<std::int32_t, N>::uninitialized(ys);
-  impl::maxpool(mode, g, x, y.data(), argmax.data());
+  maxpool(mode, g, x, y.data(), argmax.data());
   return {std::move(y), {std::move(argmax), xs}};
 }
 }  // namespace detail::pool
@@ -339,7 +339,7 @@ Tensor<value_t<X>, rank_v<X>> maxpool_op(M mode, const char* op, const X& x,
   const auto xs = as_view(x).shape();
   const impl::pool_geometry g = geometry(op, xs, pd);
   auto y = Tensor<T, N>::uninitialized(output_shape(g, xs));
-  impl::maxpool(mode, g, xp, y.data(), static_cast<std::int32_t*>(nullptr));
+  maxpool(mode, g, xp, y.data(), static_cast<std::int32_t*>(nullptr));
   return y;
 }
 
@@ -358,7 +358,7 @@ pooling_gradients<value_t<X>, rank_v<X>> maxpool_backward_op(M mode, const char*
   check_dy(op, as_view(dy).shape(), output_shape(g, xs), xs);
   const auto fwd = maxpool_argmax<T, N>(mode, op, xp, xs, g);
   auto dx = Tensor<T, N>::uninitialized(xs);
-  impl::maxpool_backward(mode, g, dyp, fwd.saved.argmax.data(), dx.data());
+  maxpool_backward(mode, g, dyp, fwd.saved.argmax.data(), dx.data());
   return {std::move(dx)};
 }
 
@@ -372,7 +372,7 @@ Tensor<value_t<X>, rank_v<X>> meanpool_op(M mode, const char* op, const X& x,
   const auto xs = as_view(x).shape();
   const impl::pool_geometry g = geometry(op, xs, pd);
   auto y = Tensor<T, N>::uninitialized(output_shape(g, xs));
-  impl::meanpool(mode, g, xp, y.data());
+  meanpool(mode, g, xp, y.data());
   return y;
 }
 
@@ -388,7 +388,7 @@ pooling_gradients<value_t<DY>, rank_v<DY>> meanpool_backward_op(M mode, const ch
   const impl::pool_geometry g = geometry(op, x_shape, pd);
   check_dy(op, as_view(dy).shape(), output_shape(g, x_shape), x_shape);
   auto dx = Tensor<T, N>::uninitialized(x_shape);
-  impl::meanpool_backward(mode, g, dyp, dx.data());
+  meanpool_backward(mode, g, dyp, dx.data());
   return {std::move(dx)};
 }
 }  // namespace detail::pool
@@ -459,7 +459,7 @@ template <operation_mode M, array DY, std::size_t N>
   }
   g.planes = xs[N - 2] * xs[N - 1];
   auto dx = Tensor<T, N>::uninitialized(xs);
-  impl::maxpool_backward(mode, g, dyp, saved.argmax.data(), dx.data());
+  maxpool_backward(mode, g, dyp, saved.argmax.data(), dx.data());
   return {std::move(dx)};
 }
 template <array DY, std::size_t N>
@@ -622,7 +622,7 @@ TensorView<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool_(M mode, Y
                        ", expected ", ys, " (the pooled shape of x ", xs, ")");
   check_disjoint(op, yp, sizeof(T) * as_view(y).numel(), "y", xp, sizeof(T) * as_view(x).numel(),
                  "x");
-  impl::maxpool(mode, g, xp, yp, static_cast<std::int32_t*>(nullptr));
+  maxpool(mode, g, xp, yp, static_cast<std::int32_t*>(nullptr));
   return TensorView<T, N>(yp, ys);
 }
 template <array Y, array X, std::size_t S>
@@ -659,7 +659,7 @@ TensorView<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool_with_argma
   check_disjoint(op, ap, 4 * as_view(argmax).numel(), "argmax", xp, xbytes, "x");
   check_disjoint(op, ap, 4 * as_view(argmax).numel(), "argmax", yp, sizeof(T) * as_view(y).numel(),
                  "y");
-  impl::maxpool(mode, g, xp, yp, ap);
+  maxpool(mode, g, xp, yp, ap);
   return TensorView<T, N>(yp, ys);
 }
 template <array Y, array A, array X, std::size_t S>
@@ -698,7 +698,7 @@ TensorView<detail::pool::value_t<DY>, detail::pool::rank_v<DY>> maxpool_backward
     g.out[a] = dys[a];
   }
   g.planes = xs[N - 2] * xs[N - 1];
-  impl::maxpool_backward(mode, g, dyp, ap, dxp);
+  maxpool_backward(mode, g, dyp, ap, dxp);
   return TensorView<T, N>(dxp, xs);
 }
 template <array DX, array DY, array A>
@@ -726,7 +726,7 @@ TensorView<detail::pool::value_t<X>, detail::pool::rank_v<X>> meanpool_(M mode, 
                        ", expected ", ys, " (the pooled shape of x ", xs, ")");
   check_disjoint(op, yp, sizeof(T) * as_view(y).numel(), "y", xp, sizeof(T) * as_view(x).numel(),
                  "x");
-  impl::meanpool(mode, g, xp, yp);
+  meanpool(mode, g, xp, yp);
   return TensorView<T, N>(yp, ys);
 }
 template <array Y, array X, std::size_t S>
@@ -752,7 +752,7 @@ TensorView<detail::pool::value_t<DY>, detail::pool::rank_v<DY>> meanpool_backwar
   check_dy(op, as_view(dy).shape(), output_shape(g, xs), xs);
   check_disjoint(op, dxp, sizeof(T) * as_view(dx).numel(), "dx", dyp,
                  sizeof(T) * as_view(dy).numel(), "dy");
-  impl::meanpool_backward(mode, g, dyp, dxp);
+  meanpool_backward(mode, g, dyp, dxp);
   return TensorView<T, N>(dxp, xs);
 }
 template <array DX, array DY, std::size_t S>

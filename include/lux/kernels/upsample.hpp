@@ -186,9 +186,9 @@ Tensor<value_t<X>, rank_v<X>> linear_forward(M mode, const char* op, const X& x,
   check_linear_sizes(op, xs, ys);
   auto y = Tensor<T, N>::uninitialized(ys);
   if constexpr (N == 4)
-    impl::upsample_bilinear(mode, xp, xs, y.data(), ys, align_corners);
+    upsample_bilinear(mode, xp, xs, y.data(), ys, align_corners);
   else
-    impl::upsample_trilinear(mode, xp, xs, y.data(), ys, align_corners);
+    upsample_trilinear(mode, xp, xs, y.data(), ys, align_corners);
   return y;
 }
 
@@ -204,9 +204,9 @@ upsample_gradients<value_t<DY>, rank_v<DY>> linear_backward(M mode, const char* 
   check_linear_sizes(op, x_shape, dys);
   auto dx = Tensor<T, N>::uninitialized(x_shape);
   if constexpr (N == 4)
-    impl::upsample_bilinear_backward(mode, dyp, dys, dx.data(), x_shape, align_corners);
+    upsample_bilinear_backward(mode, dyp, dys, dx.data(), x_shape, align_corners);
   else
-    impl::upsample_trilinear_backward(mode, dyp, dys, dx.data(), x_shape, align_corners);
+    upsample_trilinear_backward(mode, dyp, dys, dx.data(), x_shape, align_corners);
   return {std::move(dx)};
 }
 }  // namespace detail::upsample
@@ -233,7 +233,7 @@ template <operation_mode M, array X>
     ys[a] = xs[a] * scale[a];
   }
   auto y = Tensor<T, N>::uninitialized(ys);
-  if (y.numel() > 0) impl::upsample_nearest(mode, xp, xs, y.data(), ys);
+  if (y.numel() > 0) upsample_nearest(mode, xp, xs, y.data(), ys);
   return y;
 }
 template <array X>
@@ -281,7 +281,7 @@ upsample_nearest_backward(M mode, const DY& dy,
     require<shape_error>(x_shape[a] >= 1 && dys[a] >= x_shape[a] && dys[a] % x_shape[a] == 0, op,
                          ": dy ", dys, " is not an integer upsampling of x ", x_shape);
   auto dx = Tensor<T, N>::uninitialized(x_shape);
-  if (dx.numel() > 0) impl::upsample_nearest_backward(mode, dyp, dys, dx.data(), x_shape);
+  if (dx.numel() > 0) upsample_nearest_backward(mode, dyp, dys, dx.data(), x_shape);
   return {std::move(dx)};
 }
 template <array DY>
@@ -415,7 +415,7 @@ template <operation_mode M, array X>
   for (std::size_t a = 0; a + 2 < N; ++a) ys[a] = xs[a] * r;
   ys[N - 2] = xs[N - 2] / rd;
   auto y = Tensor<T, N>::uninitialized(ys);
-  if (y.numel() > 0) impl::pixel_shuffle(mode, xp, xs, r, y.data());
+  if (y.numel() > 0) pixel_shuffle(mode, xp, xs, r, y.data());
   return y;
 }
 template <array X>
@@ -443,7 +443,7 @@ pixel_shuffle_backward(M mode, const DY& dy, index_t r) {
   }
   xs[N - 2] = dys[N - 2] * rd;
   auto dx = Tensor<T, N>::uninitialized(xs);
-  if (dx.numel() > 0) impl::pixel_shuffle_backward(mode, dyp, xs, r, dx.data());
+  if (dx.numel() > 0) pixel_shuffle_backward(mode, dyp, xs, r, dx.data());
   return {std::move(dx)};
 }
 template <array DY>
@@ -487,7 +487,7 @@ TensorView<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> upsample_n
   const auto ys = as_view(y).shape();
   check_nearest_shapes(op, ys, xs, "y", "x");
   check_disjoint(op, y, x);
-  if (as_view(y).numel() > 0) impl::upsample_nearest(mode, xp, xs, yp, ys);
+  if (as_view(y).numel() > 0) upsample_nearest(mode, xp, xs, yp, ys);
   return TensorView<T, N>(yp, ys);
 }
 template <array Y, array X>
@@ -511,7 +511,7 @@ TensorView<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>> upsample
   const auto xs = as_view(dx).shape();
   check_nearest_shapes(op, dys, xs, "dy", "dx");
   check_disjoint(op, dx, dy);
-  if (as_view(dx).numel() > 0) impl::upsample_nearest_backward(mode, dyp, dys, dxp, xs);
+  if (as_view(dx).numel() > 0) upsample_nearest_backward(mode, dyp, dys, dxp, xs);
   return TensorView<T, N>(dxp, xs);
 }
 template <array DX, array DY>
@@ -535,9 +535,9 @@ TensorView<value_t<X>, rank_v<X>> linear_forward_into(M mode, const char* op, Y&
   check_linear_sizes(op, xs, ys);
   check_disjoint(op, y, x);
   if constexpr (N == 4)
-    impl::upsample_bilinear(mode, xp, xs, yp, ys, align_corners);
+    upsample_bilinear(mode, xp, xs, yp, ys, align_corners);
   else
-    impl::upsample_trilinear(mode, xp, xs, yp, ys, align_corners);
+    upsample_trilinear(mode, xp, xs, yp, ys, align_corners);
   return TensorView<T, N>(yp, ys);
 }
 template <class M, class DX, class DY>
@@ -555,9 +555,9 @@ TensorView<value_t<DY>, rank_v<DY>> linear_backward_into(M mode, const char* op,
   check_linear_sizes(op, xs, dys);
   check_disjoint(op, dx, dy);
   if constexpr (N == 4)
-    impl::upsample_bilinear_backward(mode, dyp, dys, dxp, xs, align_corners);
+    upsample_bilinear_backward(mode, dyp, dys, dxp, xs, align_corners);
   else
-    impl::upsample_trilinear_backward(mode, dyp, dys, dxp, xs, align_corners);
+    upsample_trilinear_backward(mode, dyp, dys, dxp, xs, align_corners);
   return TensorView<T, N>(dxp, xs);
 }
 }  // namespace detail::upsample
@@ -641,7 +641,7 @@ TensorView<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> pixel_shuf
   require<shape_error>(as_view(y).shape() == ys, op, ": y has shape ", as_view(y).shape(),
                        ", expected ", ys, " for x ", xs, " and r = ", r);
   check_disjoint(op, y, x);
-  if (as_view(y).numel() > 0) impl::pixel_shuffle(mode, xp, xs, r, yp);
+  if (as_view(y).numel() > 0) pixel_shuffle(mode, xp, xs, r, yp);
   return TensorView<T, N>(yp, ys);
 }
 template <array Y, array X>
@@ -673,7 +673,7 @@ TensorView<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>> pixel_sh
   require<shape_error>(as_view(dx).shape() == xs, op, ": dx has shape ", as_view(dx).shape(),
                        ", expected ", xs, " for dy ", dys, " and r = ", r);
   check_disjoint(op, dx, dy);
-  if (as_view(dx).numel() > 0) impl::pixel_shuffle_backward(mode, dyp, xs, r, dxp);
+  if (as_view(dx).numel() > 0) pixel_shuffle_backward(mode, dyp, xs, r, dxp);
   return TensorView<T, N>(dxp, xs);
 }
 template <array DX, array DY>

@@ -3,11 +3,10 @@
 //
 //   lux::Conv({5, 5}, {1, 6}, lux::relu{})                         // Conv((5, 5), 1 => 6, relu)
 //   lux::Conv({3, 3}, {16, 32}, lux::relu{}, {.stride = 2, .pad = lux::same_pad{}})
-//   lux::Conv({3, 3}, {1, 1}, lux::relu{}, {.pad = {0, 1, 1, 2}})  // Lux's 2N pad
-//   (lo₁,hi₁,lo₂,hi₂) lux::CrossCor({3}, {4, 8})                                     //
-//   cross-correlation (PyTorch) lux::ConvTranspose({4, 4}, {8, 3}, lux::identity{}, {.stride = 2,
-//   .pad = 1, .outpad = 0}) lux::Conv<2, lux::relu, false> nb({3, 3}, {1, 6}, lux::relu{}); //
-//   use_bias = false
+//   lux::Conv({3, 3}, {1, 1}, lux::relu{}, {.pad = {0, 1, 1, 2}})  // Lux's 2N pad (lo₁,hi₁,lo₂,hi₂)
+//   lux::CrossCor({3}, {4, 8})                                      // cross-correlation (PyTorch)
+//   lux::ConvTranspose({4, 4}, {8, 3}, lux::identity{}, {.stride = 2, .pad = 1, .outpad = 0})
+//   lux::Conv<2, lux::relu, false> nb({3, 3}, {1, 6}, lux::relu{});  // use_bias = false
 //
 // Shapes (column-major, Lux order):
 //   Conv / CrossCor: x (I..., in, B) → y (O..., out, B), O = ⌊(I + lo + hi − d·(k − 1) − 1)/s⌋ + 1
@@ -27,8 +26,8 @@
 //            the kernel k − s + 1 (Lux's code), so the output is I·s.
 //   dilation one value or S values (default 1);  groups (default 1; divides in and out)
 //   use_bias the bias is a TYPE-level choice (the parameter tree's type depends on it): the
-//            template parameter UseBias (as for lux::Dense). The option is checked against it:
-//            {.use_bias = false} on a Conv<S, F, true> is an argument_error naming the fix.
+//            template parameter UseBias (as for lux::Dense), and only that — there is no runtime
+//            option to disagree with it.
 //   init_weight / init_bias (types WInit / BInit of conv_options<S, WInit, BInit>; pass an
 //            explicitly typed options object to change them: lux::conv_options<2,
 //            lux::kaiming_uniform>{.init_weight = {.gain = 1}})
@@ -197,7 +196,6 @@ struct conv_options {
   pad_arg<S> pad = 0;
   spatial_arg<S> dilation = 1;
   index_t groups = 1;
-  std::optional<bool> use_bias{};  ///< must agree with the layer's UseBias (see the file comment)
   WInit init_weight{};
   BInit init_bias{};
   bool cross_correlation = false;
@@ -210,7 +208,6 @@ struct conv_transpose_options {
   pad_arg<S> pad = 0;
   spatial_arg<S> dilation = 1;
   index_t groups = 1;
-  std::optional<bool> use_bias{};
   WInit init_weight{};
   BInit init_bias{};
   bool cross_correlation = false;
@@ -241,8 +238,8 @@ struct conv_base {
   conv_base() = default;
   conv_base(const char* name, const index_t (&k)[S], std::pair<index_t, index_t> io, F act,
             const spatial_arg<S>& stride, const pad_arg<S>& pad_given,
-            const spatial_arg<S>& dilation, index_t groups, std::optional<bool> use_bias_opt,
-            bool cross_correlation, WInit iw, BInit ib, bool transpose)
+            const spatial_arg<S>& dilation, index_t groups, bool cross_correlation, WInit iw,
+            BInit ib, bool transpose)
       : in_chs(io.first),
         out_chs(io.second),
         activation(act),
@@ -258,11 +255,6 @@ struct conv_base {
     require<argument_error>(in_chs >= 1 && out_chs >= 1, p, ": channel counts must be >= 1");
     require<argument_error>(groups >= 1 && in_chs % groups == 0 && out_chs % groups == 0, p,
                             ": groups = ", groups, " must divide both ", in_chs, " and ", out_chs);
-    require<argument_error>(!use_bias_opt || *use_bias_opt == UseBias, p,
-                            ": use_bias = ", use_bias_opt.value_or(UseBias) ? "true" : "false",
-                            " needs the layer type's UseBias to agree (the parameter tree's type "
-                            "depends on it): write lux::",
-                            name, "<", S, ", F, ", UseBias ? "false" : "true", ">(…)");
     const shape_t<S> s = stride.value, dil = dilation.value;
     for (std::size_t d = 0; d < S; ++d) {
       require<argument_error>(s[d] >= 1, p, ": stride must be >= 1, got ", s);
@@ -465,8 +457,8 @@ struct Conv : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit> {
  protected:
   Conv(const char* display, const index_t (&k)[S], std::pair<index_t, index_t> in_out, F act,
        conv_options<S, WInit, BInit> o)
-      : base(display, k, in_out, act, o.stride, o.pad, o.dilation, o.groups, o.use_bias,
-             o.cross_correlation, std::move(o.init_weight), std::move(o.init_bias), false) {}
+      : base(display, k, in_out, act, o.stride, o.pad, o.dilation, o.groups, o.cross_correlation,
+             std::move(o.init_weight), std::move(o.init_bias), false) {}
 };
 
 /// Lux ≤ 0.5's CrossCor: a Conv with cross_correlation = true (PyTorch's convolution).
@@ -498,7 +490,7 @@ struct ConvTranspose : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit
 
   ConvTranspose(const index_t (&k)[S], std::pair<index_t, index_t> in_out, F act = {},
                 conv_transpose_options<S, WInit, BInit> o = {})
-      : base("ConvTranspose", k, in_out, act, o.stride, o.pad, o.dilation, o.groups, o.use_bias,
+      : base("ConvTranspose", k, in_out, act, o.stride, o.pad, o.dilation, o.groups,
              o.cross_correlation, std::move(o.init_weight), std::move(o.init_bias), true),
         outpad(o.outpad.value) {
     for (std::size_t d = 0; d < S; ++d)

@@ -20,6 +20,8 @@
 //   auto [y, st2, back] = lux::pullback(layer, x, ps, st);  auto [dx, dps] = back(dy);
 #pragma once
 
+#include <algorithm>
+
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -54,7 +56,10 @@ struct gradients {
 template <class DX, class DPS>
 gradients(DX, DPS) -> gradients<DX, DPS>;
 
-/// Any type with a forward member usable as a layer.
+/// A lux layer: a type that declares `using is_lux_layer = void;` (and has `forward`, and
+/// optionally init_parameters / init_states / pullback / output_shape). The tag is required: a
+/// type with a `forward` member but no tag is rejected by lux::WrappedFunction with a message
+/// (instead of being wrapped as a plain function and failing far away).
 template <class L>
 concept layer = requires {
   typename L::is_lux_layer;
@@ -136,19 +141,53 @@ index_t statelength(const Tree& st) {
 }
 
 // --- running -------------------------------------------------------------------------------
+namespace detail {
+/// True unless both trees are named tuples whose field names differ: ps / st passed to apply or
+/// pullback must have the fields the layer's setup produces (leaf types may differ: double
+/// parameters, flat views).
+template <class Given, class Expected>
+consteval bool same_field_names() {
+  if constexpr (is_named_tuple_v<Given> && is_named_tuple_v<Expected>)
+    return std::remove_cvref_t<Given>::names.size() == Expected::names.size() &&
+           std::equal(Expected::names.begin(), Expected::names.end(),
+                      std::remove_cvref_t<Given>::names.begin());
+  else
+    return true;
+}
+template <class L, class PS, class ST>
+consteval bool trees_match() {
+  using EP = decltype(initialparameters<float>(std::declval<rng&>(), std::declval<const L&>()));
+  using ES = decltype(initialstates<float>(std::declval<rng&>(), std::declval<const L&>()));
+  constexpr bool ps_ok = same_field_names<PS, EP>();
+  constexpr bool st_ok = same_field_names<ST, ES>();
+  constexpr bool swapped = !ps_ok && same_field_names<PS, ES>() && same_field_names<ST, EP>();
+  static_assert(!swapped,
+                "lux::apply / lux::pullback: ps and st are swapped (the order is x, ps, st)");
+  static_assert(swapped || ps_ok,
+                "lux::apply / lux::pullback: ps does not have the fields the layer's "
+                "initialparameters produces (pass the ps of lux::setup(rng, layer))");
+  static_assert(swapped || st_ok,
+                "lux::apply / lux::pullback: st does not have the fields the layer's "
+                "initialstates produces (pass the st of lux::setup(rng, layer))");
+  return ps_ok && st_ok;
+}
+}  // namespace detail
+
 /// Lux's apply: (y, st'). Never mutates ps.
 template <layer L, class X, class PS, class ST>
 auto apply(const L& l, const X& x, const PS& ps, const ST& st) {
-  return l.forward(x, ps, st);
+  if constexpr (detail::trees_match<L, PS, ST>()) return l.forward(x, ps, st);
 }
 /// The forward pass and its vector–Jacobian product.
 template <layer L, class X, class PS, class ST>
 auto pullback(const L& l, const X& x, const PS& ps, const ST& st) {
-  static_assert(
-      requires { l.pullback(x, ps, st); },
-      "lux::pullback: this layer has no pullback for these argument types (a "
-      "WrappedFunction needs a function object with a `pullback` member)");
-  return l.pullback(x, ps, st);
+  if constexpr (detail::trees_match<L, PS, ST>()) {
+    static_assert(
+        requires { l.pullback(x, ps, st); },
+        "lux::pullback: this layer has no pullback for these argument types (a "
+        "WrappedFunction needs a function object with a `pullback` member)");
+    return l.pullback(x, ps, st);
+  }
 }
 /// The output shape for an input of shape `in`, computed without running the layer.
 template <layer L, std::size_t N>

@@ -201,8 +201,30 @@ struct SelectDim {
 };
 
 /// A parameterless, stateless function used as a layer: y = f(x).
+namespace detail::wrapped {
+// True when F (a class) has a member called `forward` of any kind — function, template or
+// data — found by the ambiguous-lookup trick: Probe inherits `forward` from both F and has_forward.
+struct has_forward {
+  int forward;
+};
+template <class F>
+struct probe : F, has_forward {};
+template <class F>
+consteval bool has_forward_member() {
+  if constexpr (std::is_class_v<F> && !std::is_final_v<F>) return !requires {
+      &probe<F>::forward;
+    };
+  else
+    return false;
+}
+}  // namespace detail::wrapped
+
 template <class F>
 struct WrappedFunction {
+  static_assert(!detail::wrapped::has_forward_member<F>(),
+                "lux::WrappedFunction: this type has a `forward` member but is not a lux layer; a "
+                "user-defined layer must declare `using is_lux_layer = void;` (see lux::layer), "
+                "otherwise Chain wraps it as a plain function");
   using is_lux_layer = void;
   static constexpr const char* name = "WrappedFunction";
   F f;

@@ -71,7 +71,8 @@ void scatter_add(TensorView<T, 3> dst, op o, index_t i, index_t p, index_t l, co
 
 /// c[:, :, l] = op_a(a[:, :, la]) · op_b(b[:, :, lb]); c is (m, n, L) and already shaped.
 template <class AV, class BV, class T>
-void batched_matmul(generic_op, const AV& a, op opa, const BV& b, op opb, TensorView<T, 3> c) {
+void batched_matmul_kernel(generic_op, const AV& a, op opa, const BV& b, op opb,
+                           TensorView<T, 3> c) {
   using bmm_generic::op_at;
   const index_t m = c.size(0), n = c.size(1), L = c.size(2);
   const index_t kk = opa == op::none ? a.size(1) : a.size(0);
@@ -89,8 +90,8 @@ void batched_matmul(generic_op, const AV& a, op opa, const BV& b, op opb, Tensor
 
 /// da (shape of a) and db (shape of b) for the cotangent dc (m, n, L); both are overwritten.
 template <class DCV, class AV, class BV, class T>
-void batched_matmul_backward(generic_op, const DCV& dc, const AV& a, op opa, const BV& b, op opb,
-                             TensorView<T, 3> da, TensorView<T, 3> db) {
+void batched_matmul_backward_kernel(generic_op, const DCV& dc, const AV& a, op opa, const BV& b,
+                                    op opb, TensorView<T, 3> da, TensorView<T, 3> db) {
   using bmm_generic::conj_value;
   using bmm_generic::op_at;
   using bmm_generic::scatter_add;

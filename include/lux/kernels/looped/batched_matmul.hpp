@@ -138,8 +138,8 @@ void reduce_over_batch(T* G, index_t S, index_t L, double slice_flops, Term&& te
 /// c[:, :, l] = op_a(a[:, :, la]) · op_b(b[:, :, lb]) with one Eigen GEMM per slice.
 template <class T>
 requires bmm_looped::is_gemm_real_v<T>
-void batched_matmul(looped_op, TensorView<const T, 3> a, op opa, TensorView<const T, 3> b, op opb,
-                    TensorView<T, 3> c) {
+void batched_matmul_kernel(looped_op, TensorView<const T, 3> a, op opa, TensorView<const T, 3> b,
+                           op opb, TensorView<T, 3> c) {
   using namespace bmm_looped;
   const index_t m = c.size(0), n = c.size(1), L = c.size(2);
   const index_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);
@@ -161,9 +161,9 @@ void batched_matmul(looped_op, TensorView<const T, 3> a, op opa, TensorView<cons
 /// summed over l for a broadcast operand.
 template <class T>
 requires bmm_looped::is_gemm_real_v<T>
-void batched_matmul_backward(looped_op, TensorView<const T, 3> dc, TensorView<const T, 3> a, op opa,
-                             TensorView<const T, 3> b, op opb, TensorView<T, 3> da,
-                             TensorView<T, 3> db) {
+void batched_matmul_backward_kernel(looped_op, TensorView<const T, 3> dc, TensorView<const T, 3> a,
+                                    op opa, TensorView<const T, 3> b, op opb, TensorView<T, 3> da,
+                                    TensorView<T, 3> db) {
   using namespace bmm_looped;
   const index_t m = dc.size(0), n = dc.size(1), L = dc.size(2);
   const index_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);
