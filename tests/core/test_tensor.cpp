@@ -1,7 +1,9 @@
 // Tensor, TensorView, StridedView, Eigen interop and error messages.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <lux/core/eigen.hpp>
 #include <lux/core/tensor.hpp>
 #include <numeric>
@@ -94,6 +96,56 @@ TEST_CASE("Tensor: bad shapes throw shape_error", "[tensor][errors]") {
         "TensorView::at: index (2, 0) out of bounds for shape (2, 3)");
   CHECK_THROWS_AS(t.at(0, -1), lux::shape_error);
   CHECK_NOTHROW(t.at(1, 2));
+}
+
+TEST_CASE("Checked shape arithmetic names the operation instead of overflowing",
+          "[tensor][errors]") {
+  constexpr lux::index_t big = std::numeric_limits<lux::index_t>::max();
+  CHECK(lux::checked_add(3, 4, "op") == 7);
+  CHECK(lux::checked_sub(3, 4, "op") == -1);
+  CHECK(lux::checked_mul(-3, 4, "op") == -12);
+  CHECK(lux::checked_floor(2.9, "op") == 2);
+  CHECK(lux::checked_floor(-2.5, "op") == -3);
+  CHECK(message_of([&] { lux::checked_add(big, 1, "conv", "the padded input size"); }) ==
+        "conv: the padded input size overflows: 9223372036854775807 + 1");
+  CHECK(message_of([&] { lux::checked_sub(-big, 2, "op"); }) ==
+        "op: a size overflows: -9223372036854775807 - 2");
+  CHECK(message_of([&] { lux::checked_mul(1LL << 40, 1LL << 40, "op"); }) ==
+        "op: a size overflows: 1099511627776 * 1099511627776");
+  CHECK_THROWS_AS(lux::checked_mul<lux::argument_error>(big / 2 + 1, 2, "op"), lux::argument_error);
+  CHECK_THROWS_AS(lux::checked_floor(1e300, "op"), lux::shape_error);
+  CHECK_THROWS_AS(lux::checked_floor(-1e19, "op"), lux::shape_error);
+  CHECK_THROWS_AS(lux::checked_floor(std::nan(""), "op"), lux::shape_error);
+  CHECK(lux::checked_floor(-9223372036854775808.0, "op") ==
+        std::numeric_limits<lux::index_t>::min());
+}
+
+TEST_CASE("Tensor: every partial product of a shape fits, even next to a zero size",
+          "[tensor][errors]") {
+  // (0, 2^40, 2^40) has no elements, but a kernel computing the plane 2^40 · 2^40 would overflow.
+  CHECK_THROWS_AS(lux::shape_numel(lux::shape_t<3>{0, 1LL << 40, 1LL << 40}), lux::shape_error);
+  CHECK(lux::shape_numel(lux::shape_t<3>{0, 1LL << 30, 1LL << 30}) == 0);
+  CHECK_THROWS_AS((lux::Tensor<float, 3>(lux::shape_t<3>{0, 1LL << 40, 1LL << 40})),
+                  lux::shape_error);
+  CHECK_THROWS_AS(lux::view(static_cast<float*>(nullptr), lux::make_shape(0, 1LL << 40, 1LL << 40)),
+                  lux::shape_error);
+  // 2^62 floats pass the element count but not the address space; the operation is named.
+  CHECK(message_of([] { (void)lux::Tensor<float, 1>(1LL << 62); }) ==
+        "Tensor: 4611686018427387904 elements of 4 bytes exceed the address space");
+  CHECK(message_of([] {
+          (void)lux::Tensor<float, 1>::uninitialized(lux::shape_t<1>{1LL << 62}, "upsample");
+        }) == "upsample: 4611686018427387904 elements of 4 bytes exceed the address space");
+  CHECK(message_of([] {
+          (void)lux::Tensor<float, 2>::uninitialized(lux::shape_t<2>{-1, 2}, "pool");
+        }) == "pool: sizes must be non-negative, got (-1, 2)");
+}
+
+TEST_CASE("TensorView: reshape targets whose product overflows throw", "[tensor][errors]") {
+  lux::Tensor<float, 1> t(4);
+  CHECK(message_of([&] { (void)t.reshape(1LL << 40, 1LL << 40, -1); }) ==
+        "reshape: target shape (1099511627776, 1099511627776, -1) has too many elements");
+  CHECK_THROWS_AS(t.reshape(0, 1LL << 40, 1LL << 40), lux::shape_error);
+  CHECK_THROWS_AS(std::move(t).reshaped(lux::shape_t<3>{1LL << 62, 4, -1}), lux::shape_error);
 }
 
 TEST_CASE("TensorView: reshape, including an inferred size", "[tensor]") {

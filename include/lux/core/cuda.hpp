@@ -7,6 +7,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
+#include <limits>
 #include <type_traits>
 
 #include "lux/core/tensor.hpp"
@@ -24,10 +26,14 @@ inline void cuda_check(cudaError_t status, const char* what) {
 template <>
 struct device_allocator<cuda> {
   template <class T>
-  static T* allocate(index_t n, bool initialize) {
+  static T* allocate(index_t n, bool initialize, const char* op = "Tensor") {
     static_assert(std::is_trivially_copyable_v<T>,
                   "lux::Tensor<T, N, cuda>: T must be trivially copyable");
     if (n == 0) return nullptr;
+    require<shape_error>(n > 0 && static_cast<std::size_t>(n) <=
+                                      std::numeric_limits<std::size_t>::max() / 4 / sizeof(T),
+                         op, ": ", n, " elements of ", sizeof(T),
+                         " bytes exceed the address space");
     void* p = nullptr;
     const auto bytes = static_cast<std::size_t>(n) * sizeof(T);
     detail::cuda_check(cudaMalloc(&p, bytes), "cudaMalloc");

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -60,13 +61,13 @@ struct device_allocator<cpu> {
 
   /// Storage for n elements from the caching pool (lux/core/memory_pool.hpp); value-initialized
   /// when `initialize` (always for non-trivial T).
+  /// `op` names the operation in the error for a size beyond the address space.
   template <class T>
-  static T* allocate(index_t n, bool initialize) {
+  static T* allocate(index_t n, bool initialize, const char* op = "Tensor") {
     if (n == 0) return nullptr;
-    require<shape_error>(n > 0 && static_cast<std::size_t>(n) <=
-                                      detail::host_memory_pool::max_request / sizeof(T),
-                         "Tensor: ", n, " elements of ", sizeof(T),
-                         " bytes exceed the address space");
+    require<shape_error>(
+        n > 0 && static_cast<std::size_t>(n) <= detail::host_memory_pool::max_request / sizeof(T),
+        op, ": ", n, " elements of ", sizeof(T), " bytes exceed the address space");
     const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
     auto& pool = detail::host_memory_pool::instance();
     T* p = static_cast<T*>(pool.allocate(bytes));
@@ -114,7 +115,8 @@ shape_t<M> resolve_reshape(shape_t<M> target, index_t numel, const char* op,
       infer = static_cast<int>(d);
     } else {
       require<shape_error>(target[d] >= 0, op, ": sizes must be >= 0 or -1, got ", target);
-      known *= target[d];
+      require<shape_error>(!detail::mul_overflows(known, target[d], known), op, ": target shape ",
+                           target, " has too many elements");
     }
   }
   if (infer >= 0) {
@@ -332,6 +334,11 @@ class Tensor {
   }
   /// A tensor whose contents are not initialized (for outputs a kernel overwrites).
   static Tensor uninitialized(const shape_t<N>& shape) { return Tensor(shape, false); }
+  /// The same for the output of operation `op`: an invalid shape or a size beyond the address
+  /// space throws shape_error naming `op` (kernels allocate their outputs with it).
+  static Tensor uninitialized(const shape_t<N>& shape, const char* op) {
+    return Tensor(shape, false, op);
+  }
 
   Tensor(const Tensor& other) : Tensor(other.shape_, false) {
     alloc::copy(data_, other.data_, numel_);
@@ -428,9 +435,9 @@ class Tensor {
  private:
   template <class, std::size_t, class>
   friend class Tensor;
-  Tensor(const shape_t<N>& shape, bool initialize)
-      : shape_(shape), numel_(shape_numel(shape, "Tensor")) {
-    data_ = alloc::template allocate<T>(numel_, initialize);
+  Tensor(const shape_t<N>& shape, bool initialize, const char* op = "Tensor")
+      : shape_(shape), numel_(shape_numel(shape, op)) {
+    data_ = alloc::template allocate<T>(numel_, initialize, op);
   }
   T* host_data(const char*) {
     static_assert(std::is_same_v<Device, cpu>,
@@ -522,6 +529,26 @@ template <class T, std::size_t N, class D, layout L>
 basic_view<T, N, D, L> as_view(const basic_view<T, N, D, L>& v) noexcept {
   return v;
 }
+
+namespace detail {
+/// The [first, last) byte range a view can touch ({0, 0} when empty).
+template <class T, std::size_t N, class D, layout L>
+std::pair<std::uintptr_t, std::uintptr_t> byte_range(const basic_view<T, N, D, L>& v) {
+  if (v.numel() == 0) return {0, 0};
+  index_t last = 0;
+  for (std::size_t d = 0; d < N; ++d) last += (v.shape()[d] - 1) * v.strides()[d];
+  const auto first = reinterpret_cast<std::uintptr_t>(v.data());
+  return {first, first + static_cast<std::uintptr_t>(last + 1) * sizeof(T)};
+}
+/// True when two arrays (Tensors or views) share memory: in-place kernels reject an output
+/// that overlaps an input with argument_error.
+template <class A, class B>
+bool overlap(const A& a, const B& b) {
+  const auto [a0, a1] = byte_range(as_view(a));
+  const auto [b0, b1] = byte_range(as_view(b));
+  return a0 < b1 && b0 < a1;
+}
+}  // namespace detail
 
 /// Host → host "transfer" (a copy), so generic code can call lux::to<D> on any tensor.
 template <class To, class T, std::size_t N>
