@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <lux/kernels/conv.hpp>
 #include <string>
 #include <type_traits>
@@ -471,8 +472,8 @@ void check_gradients(const conv_case<S>& c, const F& f, bool transpose) {
   auto grads = [&](auto mode) {
     if (transpose) {
       auto r = lux::fused_conv_transpose_bias_activation_forward(mode, f, w, x, b, c.cd, c.outpad);
-      return lux::fused_conv_transpose_bias_activation_backward(mode, f, v, w, x, b, r.y, r.z,
-                                                                c.cd);
+      return lux::fused_conv_transpose_bias_activation_backward(mode, f, v, w, x, b, r.y, r.z, c.cd,
+                                                                c.outpad);
     } else {
       auto r = lux::fused_conv_bias_activation_forward(mode, f, w, x, b, c.cd);
       return lux::fused_conv_bias_activation_backward(mode, f, v, w, x, b, r.y, r.z, c.cd);
@@ -490,24 +491,28 @@ void check_gradients(const conv_case<S>& c, const F& f, bool transpose) {
   for (int m = 0; m < 2; ++m) {
     INFO("separate backward, mode " << (m ? "looped" : "generic"));
     auto check_mode = [&](auto mode) {
-      const auto g = transpose ? lux::fused_conv_transpose_bias_activation_backward(
-                                     mode, lux::identity{}, v, w, x, b, lux::none, lux::none, c.cd)
-                               : lux::fused_conv_bias_activation_backward(
-                                     mode, lux::identity{}, v, w, x, b, lux::none, lux::none, c.cd);
-      const auto dx = transpose ? lux::conv_transpose_backward_data(mode, v, w, x.shape(), c.cd)
-                                : lux::conv_backward_data(mode, v, w, x.shape(), c.cd);
-      const auto dw = transpose ? lux::conv_transpose_backward_filter(mode, x, v, w.shape(), c.cd)
-                                : lux::conv_backward_filter(mode, x, v, w.shape(), c.cd);
+      const auto g =
+          transpose ? lux::fused_conv_transpose_bias_activation_backward(
+                          mode, lux::identity{}, v, w, x, b, lux::none, lux::none, c.cd, c.outpad)
+                    : lux::fused_conv_bias_activation_backward(mode, lux::identity{}, v, w, x, b,
+                                                               lux::none, lux::none, c.cd);
+      const auto dx = transpose
+                          ? lux::conv_transpose_backward_data(mode, v, w, x.shape(), c.cd, c.outpad)
+                          : lux::conv_backward_data(mode, v, w, x.shape(), c.cd);
+      const auto dw =
+          transpose ? lux::conv_transpose_backward_filter(mode, x, v, w.shape(), c.cd, c.outpad)
+                    : lux::conv_backward_filter(mode, x, v, w.shape(), c.cd);
       const auto db = lux::conv_backward_bias(mode, v);
       CHECK(max_rel_err(dx, g.dx) <= 1e-13);
       CHECK(max_rel_err(dw, g.dweight) <= 1e-13);
       CHECK(max_rel_err(db, g.dbias) <= 1e-13);
       // without a bias, dbias is empty
       const auto g0 =
-          transpose ? lux::fused_conv_transpose_bias_activation_backward(
-                          mode, lux::identity{}, v, w, x, lux::none, lux::none, lux::none, c.cd)
-                    : lux::fused_conv_bias_activation_backward(
-                          mode, lux::identity{}, v, w, x, lux::none, lux::none, lux::none, c.cd);
+          transpose
+              ? lux::fused_conv_transpose_bias_activation_backward(
+                    mode, lux::identity{}, v, w, x, lux::none, lux::none, lux::none, c.cd, c.outpad)
+              : lux::fused_conv_bias_activation_backward(mode, lux::identity{}, v, w, x, lux::none,
+                                                         lux::none, lux::none, c.cd);
       CHECK(g0.dbias.numel() == 0);
       CHECK(max_rel_err(g0.dx, g.dx) <= 1e-13);
     };
@@ -529,8 +534,8 @@ void check_float_gradients(const conv_case<S>& c, const F& f, bool transpose) {
     if (transpose) {
       auto r = lux::fused_conv_transpose_bias_activation_forward(mode, f, w, x, b, c.cd, c.outpad);
       const auto v = random_tensor<float, S + 2>(r.y.shape(), 34);
-      return lux::fused_conv_transpose_bias_activation_backward(mode, f, v, w, x, b, r.y, r.z,
-                                                                c.cd);
+      return lux::fused_conv_transpose_bias_activation_backward(mode, f, v, w, x, b, r.y, r.z, c.cd,
+                                                                c.outpad);
     } else {
       auto r = lux::fused_conv_bias_activation_forward(mode, f, w, x, b, c.cd);
       const auto v = random_tensor<float, S + 2>(r.y.shape(), 34);
@@ -806,8 +811,8 @@ void check_fixture(const std::string& name, int act, bool transpose) {
         const auto r =
             lux::fused_conv_transpose_bias_activation_forward(mode, f, w, x, b, cd, outpad);
         CHECK(max_rel_err(r.y, fx.tensor<double, N>(name + "_y")) <= ftol);
-        const auto g =
-            lux::fused_conv_transpose_bias_activation_backward(mode, f, v, w, x, b, r.y, r.z, cd);
+        const auto g = lux::fused_conv_transpose_bias_activation_backward(mode, f, v, w, x, b, r.y,
+                                                                          r.z, cd, outpad);
         CHECK(max_rel_err(g.dx, fx.tensor<double, N>(name + "_dx")) <= gtol);
         CHECK(max_rel_err(g.dweight, fx.tensor<double, N>(name + "_dw")) <= gtol);
         CHECK(max_rel_err(g.dbias, fx.tensor<double, 1>(name + "_db")) <= gtol);
@@ -940,6 +945,82 @@ TEST_CASE("conv: bad arguments throw naming the kernel and the shapes", "[conv]"
   CHECK_NOTHROW(lux::conv_transpose_backward_filter(x, yt, wt.shape(), cd));
   // Ranks are compile-time: x and weight of different ranks, or a conv_dims<S> that does not match
   // them, are static_assert failures ("lux conv: weight must have rank S + 2 ...").
+}
+
+TEST_CASE("conv: overflowing shape arithmetic and negative extents throw", "[conv]") {
+  using Catch::Contains;
+  constexpr index_t huge = std::numeric_limits<index_t>::max() / 2 + 1;
+  // The per-dimension helpers: checked, naming the operation.
+  CHECK_THROWS_WITH(lux::conv_output_size(4, 3, 1, 0, 0, huge),
+                    Contains("conv_output_size") && Contains("overflows"));
+  CHECK_THROWS_AS(lux::conv_output_size(huge, 1, 1, huge, 0, 1), lux::shape_error);
+  CHECK_THROWS_AS(lux::conv_output_size(4, 3, 0, 0, 0, 1), lux::argument_error);
+  CHECK_THROWS_WITH(lux::conv_transpose_output_size(1LL << 40, 3, 1LL << 40, 0, 0, 1),
+                    Contains("conv_transpose_output_size") && Contains("overflows"));
+  CHECK_THROWS_WITH(lux::same_padding(3, huge), Contains("same_padding") && Contains("overflows"));
+
+  const auto x = random_tensor<float, 4>({5, 5, 3, 2}, 91);
+  const auto w = random_tensor<float, 4>({3, 3, 3, 4}, 92);
+  // A dilation of 2^62: d·(k − 1) overflows.
+  CHECK_THROWS_WITH(lux::conv(x, w, lux::conv_dims<2>{}.with_dilation(huge)),
+                    Contains("conv: ") && Contains("overflows"));
+  CHECK_THROWS_WITH(lux::conv(x, w, lux::conv_dims<2>{}.with_same_pad().with_dilation(huge)),
+                    Contains("conv: ") && Contains("overflows"));
+  CHECK_THROWS_AS(lux::conv(x, w, lux::conv_dims<2>{}.with_pad(huge)), lux::shape_error);
+  // A padding of 2^40 on both spatial dimensions and 2^20 output channels: an output of 2^102
+  // elements, rejected before anything is allocated.
+  CHECK_THROWS_WITH(lux::conv_output_shape<2>({5, 5, 3, 2}, {3, 3, 3, 1 << 20},
+                                              lux::conv_dims<2>{}.with_pad(1LL << 40)),
+                    Contains("conv: shape") && Contains("too many elements"));
+  CHECK_THROWS_AS(lux::conv_transpose(x, random_tensor<float, 4>({3, 3, 2, 3}, 93),
+                                      lux::conv_dims<2>{}.with_stride(1LL << 40)),
+                  lux::shape_error);
+  // A transposed convolution whose padding and outpad cancel (2^63 − 1 each): its size fits, the
+  // padded size of the convolution it is the data gradient of does not.
+  constexpr index_t max = std::numeric_limits<index_t>::max();
+  CHECK_THROWS_WITH(lux::conv_transpose(random_tensor<float, 3>({3, 1, 1}, 98),
+                                        random_tensor<float, 3>({1, 1, 1}, 99),
+                                        lux::conv_dims<1>{}.with_pad({max}, {0}), {max}),
+                    Contains("conv_transpose: the padded output size overflows"));
+  // Negative batch or channel extents in a shape given as a value.
+  CHECK_THROWS_WITH(lux::conv_output_shape<2>({5, 5, 3, -2}, {3, 3, 3, 4}, lux::conv_dims<2>{}),
+                    Contains("conv: sizes must be non-negative"));
+  CHECK_THROWS_AS(lux::conv_output_shape<2>({5, 5, -3, 2}, {3, 3, -3, 4}, lux::conv_dims<2>{}),
+                  lux::shape_error);
+  CHECK_THROWS_AS(lux::conv_output_shape<2>({5, 5, 3, 2}, {3, 3, 3, -4}, lux::conv_dims<2>{}),
+                  lux::shape_error);
+  CHECK_THROWS_AS(
+      lux::conv_transpose_output_shape<2>({5, 5, 3, -1}, {3, 3, 2, 3}, lux::conv_dims<2>{}),
+      lux::shape_error);
+  CHECK_THROWS_AS(lux::conv_backward_data(random_tensor<float, 4>({3, 3, 4, 2}, 94), w,
+                                          shape_t<4>{5, 5, 3, -2}, lux::conv_dims<2>{}),
+                  lux::shape_error);
+}
+
+TEST_CASE("conv_transpose backward: dy must match the forward output, outpad included", "[conv]") {
+  using Catch::Contains;
+  const auto x = random_tensor<float, 4>({4, 4, 3, 2}, 95);
+  const auto w = random_tensor<float, 4>({3, 3, 2, 3}, 96);  // C_in 3 → C_out 2
+  const auto cd = lux::conv_dims<2>{}.with_stride(2);
+  const shape_t<2> outpad{1, 0};
+  const auto y = lux::conv_transpose(x, w, cd, outpad);  // (10, 9, 2, 2)
+  CHECK(y.shape() == shape_t<4>{10, 9, 2, 2});
+  CHECK_NOTHROW(lux::conv_transpose_backward_data(y, w, x.shape(), cd, outpad));
+  CHECK_NOTHROW(lux::conv_transpose_backward_filter(x, y, w.shape(), cd, outpad));
+  CHECK_NOTHROW(lux::fused_conv_transpose_bias_activation_backward(
+      lux::identity{}, y, w, x, lux::none, lux::none, lux::none, cd, outpad));
+  // Without the outpad (or with another one) a larger dy is not an implied outpad: it throws.
+  CHECK_THROWS_WITH(lux::conv_transpose_backward_data(y, w, x.shape(), cd),
+                    Contains("conv_transpose_backward_data: dy has shape (10, 9, 2, 2), "
+                             "expected (9, 9, 2, 2)"));
+  CHECK_THROWS_AS(lux::conv_transpose_backward_filter(x, y, w.shape(), cd), lux::shape_error);
+  CHECK_THROWS_AS(lux::fused_conv_transpose_bias_activation_backward(
+                      lux::identity{}, y, w, x, lux::none, lux::none, lux::none, cd),
+                  lux::shape_error);
+  CHECK_THROWS_AS(lux::conv_transpose_backward_data(y, w, x.shape(), cd, shape_t<2>{1, 1}),
+                  lux::shape_error);
+  const auto big = random_tensor<float, 4>({15, 15, 2, 2}, 97);
+  CHECK_THROWS_AS(lux::conv_transpose_backward_data(big, w, x.shape(), cd), lux::shape_error);
 }
 
 TEST_CASE("conv: an empty batch gives empty outputs and zero weight gradients", "[conv]") {

@@ -488,6 +488,27 @@ TEST_CASE("bias_activation agrees with PyTorch (x + bias.view(1, C, 1, 1))",
   check(lux::gelu{}, "gelu_tanh", x2, "bias2d");
 }
 
+TEST_CASE("bias_activation_ rejects a bias that shares memory with x",
+          "[bias_activation][errors]") {
+  auto x = random_tensor<float, 2>({4, 3}, 11);
+  const auto before = x;
+  // The bias is x's first column (or its last elements): writing x would change it mid-pass.
+  for (const lux::index_t start : {lux::index_t{0}, lux::index_t{8}}) {
+    const auto b = lux::view(x.data() + start, lux::make_shape(4));
+    CHECK_THROWS_AS(lux::bias_activation_(lux::relu{}, x, b), lux::argument_error);
+    CHECK_THROWS_WITH(lux::bias_activation_(lux::generic_op{}, lux::relu{}, x, b),
+                      Catch::Contains("bias_activation_: bias overlaps x (4, 3)"));
+    CHECK_THROWS_AS(lux::bias_activation_(lux::looped_op{}, lux::gelu{}, x.view(), b),
+                    lux::argument_error);
+  }
+  CHECK(max_rel_err(x, before) == 0);  // untouched
+  // A separate bias (even one adjacent in memory) is fine.
+  lux::Tensor<float, 1> buf(lux::shape_t<1>{16});
+  auto xv = lux::view(buf.data(), lux::make_shape(4, 3));
+  const auto b = lux::view(buf.data() + 12, lux::make_shape(4));
+  CHECK_NOTHROW(lux::bias_activation_(lux::relu{}, xv, b));
+}
+
 TEST_CASE("bias_activation rejects a bias of the wrong length", "[bias_activation][errors]") {
   const auto x = random_tensor<float, 3>({3, 4, 2}, 1);
   const auto b5 = random_tensor<float, 1>({5}, 2);

@@ -1036,6 +1036,27 @@ TEST_CASE("normalization: float inputs of 1e4 plus standard normal noise match f
 // =================================================================================================
 // 6. Edge cases
 // =================================================================================================
+TEST_CASE("batchnorm and instancenorm: no running-statistics update from an empty batch",
+          "[normalization][batchnorm][edge]") {
+  // n = 0 values per channel: the batch statistics are NaN, and so would the running ones be.
+  const Tensor<float, 2> x(shape_t<2>{3, 0});
+  const Tensor<float, 1> rm(shape_t<1>{3}, 0.f), rv(shape_t<1>{3}, 1.f);
+  CHECK_THROWS_AS(lux::batchnorm(x, lux::none, lux::none, rm, rv, true), lux::argument_error);
+  CHECK_THROWS_WITH(lux::batchnorm(lux::generic_op{}, x, lux::none, lux::none, rm, rv, true),
+                    Catch::Contains("batchnorm") && Catch::Contains("n = 0"));
+  const Tensor<float, 4> x4(shape_t<4>{0, 2, 3, 5});
+  CHECK_THROWS_WITH(lux::batchnorm(x4, lux::none, lux::none, rm, rv, true),
+                    Catch::Contains("batchnorm") && Catch::Contains("n = 0"));
+  // Inference, and no running statistics at all, stay fine (an empty y).
+  CHECK(lux::batchnorm(x, lux::none, lux::none, rm, rv, false).y.numel() == 0);
+  CHECK(lux::batchnorm(x, lux::none, lux::none, lux::none, lux::none, true).y.numel() == 0);
+  // instancenorm averages per-sample statistics: a batch of 0 samples has none.
+  const Tensor<float, 3> xi(shape_t<3>{4, 3, 0});
+  CHECK_THROWS_WITH(lux::instancenorm(xi, lux::none, lux::none, rm, rv, true),
+                    Catch::Contains("instancenorm") && Catch::Contains("at least one sample"));
+  CHECK(lux::instancenorm(xi, lux::none, lux::none, rm, rv, false).y.numel() == 0);
+}
+
 TEST_CASE("batchnorm: a batch of one", "[normalization][batchnorm][edge]") {
   // (C, 1): one value per channel. Updating the running variance would divide by n - 1 = 0
   // (Lux's layer asserts B != 1): the kernel throws. Without running statistics the variance is

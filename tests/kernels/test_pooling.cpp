@@ -694,6 +694,78 @@ TEST_CASE("pooling rejects bad hyperparameters and shapes", "[pooling][errors]")
         (shape_t<4>{2, 2, 0, 3}));
 }
 
+TEST_CASE("pooling: overflowing geometry throws before allocating", "[pooling][errors]") {
+  constexpr index_t huge = std::numeric_limits<index_t>::max() / 2 + 1;
+  const Tensor<float, 4> x(shape_t<4>{5, 4, 2, 1});
+  using pd = lux::pool_dims<2>;
+  // d·(k − 1) + 1 and I + lo + hi overflow.
+  CHECK_THROWS_WITH(lux::maxpool(x, pd(3).with_dilation(huge)),
+                    Catch::Contains("maxpool: ") && Catch::Contains("overflows"));
+  CHECK_THROWS_WITH(lux::meanpool(x, pd(2).with_pad(huge)),
+                    Catch::Contains("meanpool: ") && Catch::Contains("overflows"));
+  // A padding of 2^40: an output of (2^41 + 2)² · 2 elements, not addressable.
+  CHECK_THROWS_WITH(lux::maxpool(x, pd(1).with_pad(1LL << 40)),
+                    Catch::Contains("maxpool: shape") && Catch::Contains("too many elements"));
+  CHECK_THROWS_AS(lux::pool_output_shape(x.shape(), pd(1).with_pad(1LL << 40)), lux::shape_error);
+  // A window of (2^32)² taps whose product ∏k overflows in three dimensions.
+  const Tensor<float, 5> x3(shape_t<5>{1, 1, 1, 1, 1});
+  CHECK_THROWS_WITH(lux::meanpool(x3, lux::pool_dims<3>(1LL << 22).with_pad(1LL << 22)),
+                    Catch::Contains("meanpool: the window size overflows"));
+  // A negative size in an x_shape given as a value.
+  const Tensor<float, 4> dy(shape_t<4>{2, 2, 2, 1});
+  CHECK_THROWS_AS(lux::meanpool_backward(dy, shape_t<4>{5, 4, 2, -1}, pd(2)), lux::shape_error);
+}
+
+TEMPLATE_TEST_CASE("maxpool backward from a saved argmax validates what it scatters with",
+                   "[pooling][errors]", float, double) {
+  using T = TestType;
+  const shape_t<4> xs{6, 5, 2, 3};
+  const auto x = distinct_tensor<T>(xs);
+  const auto pd = lux::pool_dims<2>(2);
+  const auto r = lux::maxpool_with_argmax(x, pd);
+  const auto dy = lux_test::random_tensor<T>(r.y.shape(), 7);
+  const auto ref = lux::maxpool_backward(dy, x, pd).dx;
+  CHECK(bitwise_equal(lux::maxpool_backward(dy, r.saved).dx, ref));
+  for (int mode = 0; mode < 2; ++mode) {
+    auto run_saved = [&](const lux::maxpool_saved<4>& s) {
+      return mode ? lux::maxpool_backward(lux::looped_op{}, dy, s)
+                  : lux::maxpool_backward(lux::generic_op{}, dy, s);
+    };
+    auto run_inplace = [&](Tensor<T, 4>& dx, const Tensor<std::int32_t, 4>& a) {
+      return mode ? lux::maxpool_backward_(lux::looped_op{}, dx, dy, a)
+                  : lux::maxpool_backward_(lux::generic_op{}, dx, dy, a);
+    };
+    // A tampered argmax: an index past the plane of x (30 elements), or below −1.
+    for (const std::int32_t bad : {30, 1 << 30, -2, std::numeric_limits<std::int32_t>::min()}) {
+      auto s = r.saved;
+      s.argmax.data()[s.argmax.numel() - 1] = bad;
+      CHECK_THROWS_AS(run_saved(s), lux::argument_error);
+      CHECK_THROWS_WITH(run_saved(s), Catch::Contains("maxpool_backward: argmax holds the index " +
+                                                      std::to_string(bad)));
+      Tensor<T, 4> dx(xs);
+      CHECK_THROWS_AS(run_inplace(dx, s.argmax), lux::argument_error);
+      CHECK_THROWS_WITH(run_inplace(dx, s.argmax), Catch::Contains("maxpool_backward_"));
+    }
+    // −1 (a window of padding only) is valid: no gradient.
+    auto s = r.saved;
+    s.argmax.data()[0] = -1;
+    CHECK_NOTHROW(run_saved(s));
+    // A saved x_shape smaller than the forward's (the argmax indexes past it), or negative.
+    s = r.saved;
+    s.x_shape = {3, 5, 2, 3};
+    CHECK_THROWS_AS(run_saved(s), lux::argument_error);
+    s.x_shape = {6, -5, 2, 3};
+    CHECK_THROWS_AS(run_saved(s), lux::shape_error);
+    s.x_shape = {6, 5, 2, 2};
+    CHECK_THROWS_AS(run_saved(s), lux::shape_error);
+    // An undersized dx for the in-place form.
+    Tensor<T, 4> small(shape_t<4>{4, 4, 2, 3});
+    CHECK_THROWS_AS(run_inplace(small, r.saved.argmax), lux::argument_error);
+    Tensor<T, 4> dx(xs);
+    CHECK(bitwise_equal(run_inplace(dx, r.saved.argmax), ref));
+  }
+}
+
 // =================================================================================================
 // In-place variants
 // =================================================================================================

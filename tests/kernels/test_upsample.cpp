@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <lux/kernels/embedding.hpp>
 #include <lux/kernels/upsample.hpp>
 #include <string>
@@ -606,6 +607,53 @@ TEST_CASE("upsampling, pixel shuffle and embedding reject bad arguments", "[upsa
   CHECK_THROWS_AS(
       lux::embedding_lookup_backward(Tensor<float, 2>(shape_t<2>{4, 3}), good, shape_t<2>{4, 2}),
       lux::argument_error);
+}
+
+TEST_CASE("upsampling and pixel shuffle: overflowing sizes throw before allocating",
+          "[upsample][errors]") {
+  const Tensor<float, 4> x(shape_t<4>{4, 3, 8, 2});
+  // in·scale overflows, or the output has more elements than the address space holds; the
+  // operation is named (not "Tensor").
+  CHECK_THROWS_WITH(lux::upsample_nearest(x, {1LL << 62, 1}),
+                    Catch::Contains("upsample_nearest: the output size in·scale overflows"));
+  const Tensor<float, 4> one(shape_t<4>{1, 1, 1, 1});
+  CHECK_THROWS_WITH(lux::upsample_nearest(one, {1LL << 62, 1}),
+                    Catch::Contains("upsample_nearest: 4611686018427387904 elements"));
+  CHECK_THROWS_AS(lux::upsample_nearest(one, {1LL << 40, 1LL << 40}), lux::shape_error);
+  // Real scales: scale·in beyond 2^63 must not be converted to an integer.
+  CHECK_THROWS_WITH(lux::upsample_bilinear(x, {1e300, 1.0}),
+                    Catch::Contains("upsample_bilinear") && Catch::Contains("does not fit"));
+  CHECK_THROWS_AS(lux::upsample_bilinear(x, {1e18, 1e18}), lux::shape_error);
+  const Tensor<float, 5> x5(shape_t<5>{2, 2, 2, 1, 1});
+  CHECK_THROWS_AS(lux::upsample_trilinear(x5, {1e30, 1.0, 1.0}), lux::shape_error);
+  // Pixel shuffle: r^d and r·in overflow.
+  CHECK_THROWS_WITH(lux::pixel_shuffle(x, 1LL << 32),
+                    Catch::Contains("pixel_shuffle: the factor r^d overflows"));
+  const Tensor<float, 3> x3(shape_t<3>{4, 0, 1});
+  CHECK_THROWS_WITH(lux::pixel_shuffle(x3, std::numeric_limits<index_t>::max() / 2 + 1),
+                    Catch::Contains("pixel_shuffle: the output size r·in overflows"));
+  CHECK_THROWS_AS(lux::pixel_shuffle_backward(x, 1LL << 40), lux::shape_error);
+  // An empty dy with 2^62 channels: C·r overflows.
+  const auto empty = lux::view(static_cast<float*>(nullptr), lux::make_shape(0, 1LL << 62, 1));
+  CHECK_THROWS_WITH(lux::pixel_shuffle_backward(empty, 2),
+                    Catch::Contains("pixel_shuffle_backward: the input channels C·r^d overflows"));
+  // A negative size in an x_shape given as a value.
+  CHECK_THROWS_AS(lux::upsample_nearest_backward(x, shape_t<4>{2, 3, 8, -2}), lux::shape_error);
+  CHECK_THROWS_AS(lux::upsample_bilinear_backward(x, shape_t<4>{-4, 3, 8, 2}), lux::shape_error);
+}
+
+TEST_CASE("upsample_bilinear_ names its output y, upsample_bilinear_backward_ its dy and dx",
+          "[upsample][errors]") {
+  const Tensor<float, 4> x(shape_t<4>{4, 3, 8, 2});
+  Tensor<float, 4> y(shape_t<4>{8, 6, 4, 2});
+  CHECK_THROWS_WITH(lux::upsample_bilinear_(y, x),
+                    Catch::Equals("upsample_bilinear_: y (8, 6, 4, 2) and x (4, 3, 8, 2) differ in "
+                                  "the channel or batch dimension"));
+  Tensor<float, 4> dx(shape_t<4>{4, 3, 4, 2});
+  CHECK_THROWS_WITH(
+      lux::upsample_bilinear_backward_(dx, x),
+      Catch::Equals("upsample_bilinear_backward_: dy (4, 3, 8, 2) and dx (4, 3, 4, 2) "
+                    "differ in the channel or batch dimension"));
 }
 
 // =================================================================================================

@@ -125,7 +125,7 @@ TEST_CASE("Chain: flattening, NoOp removal, single layer, disable_optimizations"
     auto [yy, ss, bb] = lux::pullback(raw, x, psr, str_);
     CHECK_THROWS_WITH(bb(T2(3, 5)),
                       "layer_3.layer_2 (Dense 4 => 2): the output gradient has shape "
-                      "(3, 5), expected 5 columns of 2");
+                      "(3, 5), expected (2, 5)");
   }
 }
 

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <lux/layers/chain.hpp>
 #include <lux/layers/conv.hpp>
 #include <lux/layers/pooling.hpp>
@@ -532,4 +533,39 @@ TEST_CASE("Conv, pooling and upsampling layers: error messages", "[layers][conv]
   CHECK_THROWS_WITH(lux::outputsize(lux::PixelShuffle(2), lux::make_shape(3, 3, 6, 1)),
                     "PixelShuffle(2): expected input channels (dim 3) divisible by 4, got (3, 3, "
                     "6, 1)");
+}
+
+TEST_CASE("Conv, pooling and upsampling layers: extreme hyperparameters throw, never overflow",
+          "[layers][conv][errors]") {
+  using lux::upsample_mode;
+  constexpr lux::index_t huge = std::numeric_limits<lux::index_t>::max() / 2 + 1;
+  // Shape arithmetic overflows with a dilation of 2^62: named after the layer.
+  lux::Conv dil({3, 3}, {1, 2}, lux::identity{}, {.dilation = huge});
+  CHECK_THROWS_WITH(
+      lux::outputsize(dil, lux::make_shape(8, 8, 1, 1)),
+      Catch::Matchers::StartsWith("Conv (3, 3) 1 => 2: ") && Catch::Contains("overflows"));
+  CHECK_THROWS_AS(
+      lux::Conv({3, 3}, {1, 2}, lux::identity{}, {.pad = lux::same_pad{}, .dilation = huge}),
+      lux::shape_error);
+  lux::ConvTranspose ct({3}, {1, 1}, lux::identity{}, {.stride = 1LL << 40});
+  CHECK_THROWS_AS(lux::outputsize(ct, lux::make_shape(1LL << 30, 1, 1)), lux::shape_error);
+  CHECK_THROWS_AS(lux::outputsize(lux::MaxPool({2, 2}, {.pad = huge}), lux::make_shape(4, 4, 1, 1)),
+                  lux::shape_error);
+  // Upsample: in·scale and scale·in beyond index_t throw; printing a huge scale is defined.
+  CHECK_THROWS_WITH(
+      lux::outputsize(lux::Upsample(1LL << 62), lux::make_shape(4, 1, 1)),
+      Catch::Matchers::StartsWith("Upsample(:nearest, scale = 4611686018427387904)") &&
+          Catch::Contains("overflows"));
+  lux::Upsample big(upsample_mode::bilinear, {.scale = 1e300});
+  CHECK(show(big) == "Upsample(:bilinear, scale = 1e+300)");
+  CHECK_THROWS_WITH(lux::outputsize(big, lux::make_shape(4, 4, 1, 1)),
+                    Catch::Contains("does not fit"));
+  CHECK(show(lux::Upsample({1e19, 2.0}, upsample_mode::bilinear)) ==
+        "Upsample(:bilinear, scale = (1e+19, 2))");
+  CHECK_THROWS_AS(lux::Upsample(upsample_mode::nearest, {.scale = 1e19}), lux::argument_error);
+  // PixelShuffle: r^d and r·in overflow.
+  CHECK_THROWS_WITH(lux::outputsize(lux::PixelShuffle(1LL << 32), lux::make_shape(3, 3, 6, 1)),
+                    "PixelShuffle(4294967296): the factor r^d overflows: 4294967296 * 4294967296");
+  CHECK_THROWS_AS(lux::outputsize(lux::PixelShuffle(1LL << 62), lux::make_shape(2, 0, 1)),
+                  lux::shape_error);
 }

@@ -57,6 +57,27 @@ TEST_CASE("Dense: Lux's parameter count, names and forward", "[layers][dense]") 
   CHECK(os.str() == "Dense(5 => 3, tanh) Dense(2 => 2, use_bias=false)");
 }
 
+TEST_CASE("Dense: the output gradient must have the output's shape", "[layers][dense][errors]") {
+  lux::rng r(5);
+  lux::Dense layer({4, 3}, lux::relu{});
+  auto [ps, st] = lux::setup<double>(r, layer);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(4, 2, 5), 9);
+  auto res = lux::pullback(layer, x, ps, st);
+  REQUIRE(res.y.shape() == lux::make_shape(3, 2, 5));
+  CHECK_NOTHROW(res.back(res.y));
+  // The element count matches (30), the shape does not: a transposed or permuted dy.
+  lux::Tensor<double, 3> permuted(lux::make_shape(3, 5, 2));
+  CHECK_THROWS_WITH(res.back(permuted),
+                    "Dense 4 => 3: the output gradient has shape (3, 5, 2), "
+                    "expected (3, 2, 5)");
+  lux::Tensor<double, 3> transposed(lux::make_shape(2, 3, 5));
+  CHECK_THROWS_AS(res.back(transposed), lux::shape_error);
+  auto res2 =
+      lux::pullback(layer, lux_test::random_tensor<double>(lux::make_shape(4, 6), 10), ps, st);
+  CHECK_THROWS_AS(res2.back(lux::Tensor<double, 2>(lux::make_shape(6, 3))), lux::shape_error);
+  // (A dy of another rank, e.g. a flat vector of 18 elements, does not compile.)
+}
+
 TEST_CASE("Chain of Dense: pullback matches finite differences", "[layers][chain]") {
   lux::rng r(4);
   lux::Chain model(lux::Dense({4, 6}, lux::gelu{}), lux::Dense({6, 5}, lux::relu{}),

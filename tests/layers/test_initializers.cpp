@@ -134,3 +134,28 @@ TEST_CASE("initializers: deterministic from the seed, and the rng advances", "[i
   CHECK(zero[2] == 0.0);
   CHECK(one[1] == 1.0);
 }
+
+TEST_CASE("initializers: NaN or infinite parameters throw argument_error",
+          "[initializers][errors]") {
+  lux::rng r(6);
+  const auto s = lux::make_shape(4, 3);
+  const double nan = std::nan(""), inf = INFINITY;
+  auto init = [&](const auto& i) { return lux::initialize<float>(i, r, s); };
+  CHECK_THROWS_WITH(init(lux::glorot_uniform{nan}), "glorot_uniform: gain must be finite, got nan");
+  CHECK_THROWS_AS(init(lux::glorot_normal{inf}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::kaiming_uniform{nan}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::kaiming_normal{-inf}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::orthogonal{nan}), lux::argument_error);
+  CHECK_THROWS_WITH(init(lux::uniform_range{-inf, 1}),
+                    "uniform_range: lo must be finite, got -inf");
+  CHECK_THROWS_AS(init(lux::uniform_range{0, inf}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::uniform_range{nan, 1}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::truncated_normal{nan, 1, -2, 2}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::truncated_normal{0, inf, -2, 2}), lux::argument_error);
+  CHECK_THROWS_AS(init(lux::truncated_normal{0, 1, -inf, 2}), lux::argument_error);
+  // The widest finite range is fine: hi − lo would overflow, the samples stay finite.
+  const auto w = init(lux::uniform_range{-1e308, 1e308});
+  for (const float v : w) CHECK(!std::isnan(v));
+  const auto d = lux::initialize<double>(lux::uniform_range{-1e308, 1e308}, r, s);
+  for (const double v : d) CHECK(std::isfinite(v));
+}

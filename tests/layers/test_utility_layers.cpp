@@ -55,6 +55,12 @@ TEST_CASE("NoOpLayer and FlattenLayer", "[layers][utility]") {
   // float run
   lux::Tensor<float, 3> xf(lux::make_shape(2, 2, 2), 1.5f);
   CHECK(lux::apply(fl, xf, e, e).first(3, 1) == 1.5f);
+  // The output gradient must have y's shape, not just its element count.
+  auto res = lux::pullback(fl, x, e, e);
+  CHECK_THROWS_WITH(res.back(lux::Tensor<double, 2>(lux::make_shape(4, 6))),
+                    "FlattenLayer: the output gradient has shape (4, 6), expected (6, 4)");
+  auto empty = lux::pullback(fl, lux::Tensor<double, 3>(lux::make_shape(4, 1, 0)), e, e);
+  CHECK_THROWS_AS(empty.back(lux::Tensor<double, 2>(lux::make_shape(1, 0))), lux::shape_error);
 }
 
 TEST_CASE("ReshapeLayer and SelectDim", "[layers][utility]") {

@@ -104,7 +104,7 @@ template <operation_mode M, activation_function F, array X>
                 "lux::fast_activation: x must be contiguous (a Tensor or TensorView); gather a "
                 "StridedView with lux::copy(x) first");
   const auto xv = as_view(x);
-  auto y = tensor_t<X>::uninitialized(xv.shape());
+  auto y = tensor_t<X>::uninitialized(xv.shape(), "fast_activation");
   if constexpr (activation_traits<F>::is_identity) {
     device_allocator<device_t<X>>::copy(y.data(), xv.data(), xv.numel());
   } else {
@@ -183,7 +183,7 @@ activation_backward(M mode, const F& f, const DY& dy, const X& x, const Y& y) {
     require<shape_error>(shape_of(y) == dyv.shape(), "activation_backward: y has shape ",
                          shape_of(y), ", expected ", dyv.shape(), " to match dy");
 
-  auto dx = tensor_t<DY>::uninitialized(dyv.shape());
+  auto dx = tensor_t<DY>::uninitialized(dyv.shape(), "activation_backward");
   if constexpr (is_identity) {
     device_allocator<device_t<DY>>::copy(dx.data(), dyv.data(), dyv.numel());
   } else {

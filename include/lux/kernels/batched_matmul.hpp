@@ -109,7 +109,9 @@ shape_t<3> check_shapes(const char* name, const shape_t<NA>& as, op opa, const s
   const index_t Ba = NA == 3 ? as[NA - 1] : 1, Bb = NB == 3 ? bs[NB - 1] : 1;
   require<shape_error>(Ba == Bb || Ba == 1 || Bb == 1, name, ": a has shape ", as, ", b ", bs,
                        ": batch sizes ", Ba, " and ", Bb, " must be equal or one of them 1");
-  return {m, n, Ba == 1 ? Bb : Ba};
+  const shape_t<3> cs{m, n, Ba == 1 ? Bb : Ba};
+  shape_numel(cs, name);  // with k = 0 the output can be larger than both inputs
+  return cs;
 }
 }  // namespace detail::bmm
 
@@ -151,7 +153,7 @@ template <operation_mode M, array A, array B>
   const auto av = const_view(a);
   const auto bv = const_view(b);
   auto c = Tensor<value_t<A>, 3>::uninitialized(
-      check_shapes("batched_matmul", av.shape(), opa, bv.shape(), opb));
+      check_shapes("batched_matmul", av.shape(), opa, bv.shape(), opb), "batched_matmul");
   batched_matmul_kernel(mode, as_batch(av), opa, as_batch(bv), opb, c.view());
   return c;
 }
@@ -225,8 +227,8 @@ batched_matmul_backward(M mode, const DC& dc, const A& a, op opa, const B& b, op
   using namespace detail::bmm;
   using T = value_t<A>;
   batched_matmul_gradients<T, rank_v<A>, rank_v<B>> g{
-      Tensor<T, rank_v<A>>::uninitialized(as_view(a).shape()),
-      Tensor<T, rank_v<B>>::uninitialized(as_view(b).shape())};
+      Tensor<T, rank_v<A>>::uninitialized(as_view(a).shape(), "batched_matmul_backward"),
+      Tensor<T, rank_v<B>>::uninitialized(as_view(b).shape(), "batched_matmul_backward")};
   batched_matmul_backward(mode, dc, a, opa, b, opb, g.da.view(), g.db.view());
   return g;
 }

@@ -25,6 +25,7 @@
 // Errors: a bias of the wrong length → lux::shape_error naming both shapes, e.g.
 //   bias_activation: bias has shape (5), expected (4) to match dimension 1 (the penultimate,
 //   0-based) of x (3, 4, 2)
+// and a bias sharing memory with x in bias_activation_ → lux::argument_error.
 //
 // Modes: generic_op (lux/kernels/generic/bias_activation.hpp), looped_op
 // (lux/kernels/looped/bias_activation.hpp, xsimd + OpenMP); every function also takes the mode
@@ -118,7 +119,7 @@ template <operation_mode M, activation_function F, array X, class B>
   if constexpr (is_absent_v<B>) {
     return fast_activation(mode, f, x);
   } else {
-    auto y = tensor_t<X>::uninitialized(xv.shape());
+    auto y = tensor_t<X>::uninitialized(xv.shape(), "bias_activation");
     const auto l = bias_layout_of(xv.shape());
     bias_activation(mode, f, xv.data(), as_view(bias).data(), y.data(), l.inner, l.C, l.outer);
     return y;
@@ -152,6 +153,9 @@ bias_activation_(M mode, const F& f, X&& x, const B& bias) {
   if constexpr (is_absent_v<B>) {
     return fast_activation_(mode, f, xv);
   } else {
+    // Writing x while reading the bias from the same memory would read overwritten values.
+    require<argument_error>(!detail::overlap(xv, bias), "bias_activation_: bias overlaps x ",
+                            xv.shape(), "; it must be a separate buffer");
     const auto l = bias_layout_of(xv.shape());
     bias_activation(mode, f, xv.data(), as_view(bias).data(), xv.data(), l.inner, l.C, l.outer);
     return xv;
@@ -215,8 +219,8 @@ bias_activation_backward(M mode, const F& f, const DY& dy, const X& x, const B& 
     return {activation_backward(mode, f, dy, x, y).dx, Tensor<T, 1, D>()};
   } else {
     const auto l = bias_layout_of(dyv.shape());
-    auto dx = Tensor<T, N, D>::uninitialized(dyv.shape());
-    auto dbias = Tensor<T, 1, D>::uninitialized(shape_t<1>{l.C});
+    auto dx = Tensor<T, N, D>::uninitialized(dyv.shape(), "bias_activation_backward");
+    auto dbias = Tensor<T, 1, D>::uninitialized(shape_t<1>{l.C}, "bias_activation_backward");
     const T* arg = dyv.data();  // identity: the derivative ignores its argument
     const T* b = nullptr;
     if constexpr (!is_identity && from_output) {

@@ -47,9 +47,12 @@
 //   channel conv_transpose(x, w, cdims, outpad = 0)                              → y
 //   fused_conv_transpose_bias_activation(σ, w, x, b, cdims, outpad = 0)  → y
 //   fused_conv_transpose_bias_activation_forward(…)                      → {y, z}
-//   fused_conv_transpose_bias_activation_backward(σ, dy, w, x, b, y, z, cdims) → {dx, dweight,
-//   dbias} conv_transpose_backward_data(dy, w, x_shape, cdims)                  → dx
-//   conv_transpose_backward_filter(x, dy, w_shape, cdims)                → dweight
+//   fused_conv_transpose_bias_activation_backward(σ, dy, w, x, b, y, z, cdims, outpad = 0)
+//                                                                        → {dx, dweight, dbias}
+//   conv_transpose_backward_data(dy, w, x_shape, cdims, outpad = 0)      → dx
+//   conv_transpose_backward_filter(x, dy, w_shape, cdims, outpad = 0)    → dweight
+//   (the transposed backward functions take the forward call's outpad: dy must have exactly
+//   the shape of that forward output)
 //   conv_output_size / conv_transpose_output_size (per dimension), conv_output_shape /
 //   conv_transpose_output_shape (whole arrays, checked) for the layers' outputsize.
 // In the backward functions y or z may be lux::none when σ does not need it (the static_asserts
@@ -113,24 +116,42 @@ constexpr shape_t<S> filled(index_t v) {
 }  // namespace detail::conv
 
 /// Output size along one dimension: ⌊(I + p_lo + p_hi − d·(k − 1) − 1) / s⌋ + 1 (NNlib's
-/// output_size); ≤ 0 when the dilated kernel does not fit the padded input.
+/// output_size); 0 when the dilated kernel does not fit the padded input. The arithmetic is
+/// checked: shape_error naming `op` when it overflows, argument_error for a stride < 1.
 constexpr index_t conv_output_size(index_t input, index_t kernel, index_t stride, index_t pad_lo,
-                                   index_t pad_hi, index_t dilation) {
-  const index_t span = input + pad_lo + pad_hi - dilation * (kernel - 1) - 1;
+                                   index_t pad_hi, index_t dilation,
+                                   const char* op = "conv_output_size") {
+  if (stride < 1) throw argument_error(detail::concat(op, ": stride must be >= 1, got ", stride));
+  const index_t padded = checked_add(checked_add(input, pad_lo, op, "the padded input size"),
+                                     pad_hi, op, "the padded input size");
+  const index_t extent = checked_mul(dilation, checked_sub(kernel, 1, op, "the kernel extent"), op,
+                                     "the dilated kernel extent d·(k − 1)");
+  const index_t span =
+      checked_sub(checked_sub(padded, extent, op, "the output span"), 1, op, "the output span");
   return span < 0 ? 0 : span / stride + 1;
 }
 
 /// Output size of a transposed convolution along one dimension (Lux ConvTranspose):
-/// (I − 1)·s + 1 + (k − 1)·d − (p_lo + p_hi) + outpad.
+/// (I − 1)·s + 1 + (k − 1)·d − (p_lo + p_hi) + outpad, checked (shape_error naming `op` when
+/// it overflows).
 constexpr index_t conv_transpose_output_size(index_t input, index_t kernel, index_t stride,
                                              index_t pad_lo, index_t pad_hi, index_t dilation,
-                                             index_t outpad = 0) {
-  return (input - 1) * stride + 1 + (kernel - 1) * dilation - (pad_lo + pad_hi) + outpad;
+                                             index_t outpad = 0,
+                                             const char* op = "conv_transpose_output_size") {
+  const char* what = "the transposed convolution's output size";
+  index_t o = checked_mul(checked_sub(input, 1, op, what), stride, op, what);
+  o = checked_add(o, 1, op, what);
+  o = checked_add(o, checked_mul(checked_sub(kernel, 1, op, what), dilation, op, what), op, what);
+  o = checked_sub(o, checked_add(pad_lo, pad_hi, op, what), op, what);
+  return checked_add(o, outpad, op, what);
 }
 
-/// Lux's SamePad along one dimension: total d·(k − 1), {lo = ⌈total/2⌉, hi = ⌊total/2⌋}.
-constexpr std::pair<index_t, index_t> same_padding(index_t kernel, index_t dilation = 1) {
-  const index_t total = dilation * (kernel - 1);
+/// Lux's SamePad along one dimension: total d·(k − 1), {lo = ⌈total/2⌉, hi = ⌊total/2⌋}
+/// (shape_error naming `op` when d·(k − 1) overflows).
+constexpr std::pair<index_t, index_t> same_padding(index_t kernel, index_t dilation = 1,
+                                                   const char* op = "same_padding") {
+  const index_t total = checked_mul(dilation, checked_sub(kernel, 1, op, "SamePad's total padding"),
+                                    op, "SamePad's total padding d·(k − 1)");
   return {total - total / 2, total / 2};
 }
 
@@ -211,30 +232,34 @@ struct conv_dims {
   constexpr conv_dims with_cross_correlation(bool cc = true) const { return with_flipped(!cc); }
 
   /// The padding actually applied for a kernel of spatial size `kernel`: {lo, hi}.
-  constexpr std::pair<shape_t<S>, shape_t<S>> padding(const shape_t<S>& kernel) const {
+  constexpr std::pair<shape_t<S>, shape_t<S>> padding(const shape_t<S>& kernel,
+                                                      const char* op = "conv_dims") const {
     if (!same_pad) return {pad_lo, pad_hi};
     shape_t<S> lo{}, hi{};
     for (std::size_t d = 0; d < S; ++d)
-      std::tie(lo[d], hi[d]) = same_padding(kernel[d], dilation[d]);
+      std::tie(lo[d], hi[d]) = same_padding(kernel[d], dilation[d], op);
     return {lo, hi};
   }
-  /// Output spatial size of the convolution of an input of spatial size `input` (unchecked;
-  /// entries ≤ 0 mean the kernel does not fit).
-  constexpr shape_t<S> output_size(const shape_t<S>& input, const shape_t<S>& kernel) const {
-    const auto [lo, hi] = padding(kernel);
+  /// Output spatial size of the convolution of an input of spatial size `input` (entries of 0
+  /// mean the kernel does not fit; overflowing arithmetic throws shape_error naming `op`).
+  constexpr shape_t<S> output_size(const shape_t<S>& input, const shape_t<S>& kernel,
+                                   const char* op = "conv_dims") const {
+    const auto [lo, hi] = padding(kernel, op);
     shape_t<S> o{};
     for (std::size_t d = 0; d < S; ++d)
-      o[d] = conv_output_size(input[d], kernel[d], stride[d], lo[d], hi[d], dilation[d]);
+      o[d] = conv_output_size(input[d], kernel[d], stride[d], lo[d], hi[d], dilation[d], op);
     return o;
   }
-  /// Output spatial size of the transposed convolution (unchecked).
+  /// Output spatial size of the transposed convolution (entries ≤ 0: empty; overflowing
+  /// arithmetic throws shape_error naming `op`).
   constexpr shape_t<S> transpose_output_size(const shape_t<S>& input, const shape_t<S>& kernel,
-                                             const shape_t<S>& outpad = {}) const {
-    const auto [lo, hi] = padding(kernel);
+                                             const shape_t<S>& outpad = {},
+                                             const char* op = "conv_dims") const {
+    const auto [lo, hi] = padding(kernel, op);
     shape_t<S> o{};
     for (std::size_t d = 0; d < S; ++d)
       o[d] = conv_transpose_output_size(input[d], kernel[d], stride[d], lo[d], hi[d], dilation[d],
-                                        outpad[d]);
+                                        outpad[d], op);
     return o;
   }
 };
@@ -330,72 +355,6 @@ void set_spatial(impl::conv_geometry& g, const shape_t<S>& in, const shape_t<S>&
   g.flipped = cd.flipped;
 }
 
-/// Checks a convolution of x (xs) with weight (ws) and returns its geometry.
-template <std::size_t S>
-impl::conv_geometry forward_geometry(const char* op, const shape_t<S + 2>& xs,
-                                     const shape_t<S + 2>& ws, const conv_dims<S>& cd) {
-  check_hyper(op, cd);
-  const index_t cin = xs[S], cin_g = ws[S], cout = ws[S + 1], G = cd.groups;
-  require<shape_error>(cin % G == 0, op, ": groups = ", G, " does not divide the ", cin,
-                       " input channels of x ", xs);
-  require<shape_error>(cout % G == 0, op, ": groups = ", G, " does not divide the ", cout,
-                       " output channels of weight ", ws);
-  require<shape_error>(cin_g * G == cin, op, ": channel mismatch: x ", xs, " has ", cin,
-                       " channels, weight ", ws, " expects ", cin_g, " per group × ", G,
-                       " groups = ", cin_g * G);
-  const shape_t<S> k = spatial<S>(ws), in = spatial<S>(xs);
-  for (std::size_t d = 0; d < S; ++d)
-    require<shape_error>(k[d] >= 1, op, ": weight ", ws, " has a zero kernel size");
-  const auto [lo, hi] = cd.padding(k);
-  const shape_t<S> out = cd.output_size(in, k);
-  for (std::size_t d = 0; d < S; ++d)
-    require<shape_error>(out[d] >= 1, op,
-                         ": the kernel is larger than the padded input along "
-                         "spatial dimension ",
-                         d, ": x ", xs, ", weight ", ws, ", dilation ", cd.dilation,
-                         ", padding lo ", lo, " hi ", hi, " give output size ", out);
-  impl::conv_geometry g;
-  set_spatial<S>(g, in, k, out, lo, cd);
-  g.c_in = cin;
-  g.c_out = cout;
-  g.groups = G;
-  g.batch = xs[S + 1];
-  return g;
-}
-
-/// Checks a transposed convolution of x (xs: I..., C_in, B) with weight (ws: k..., C_out/g,
-/// C_in) and returns the geometry of the convolution whose data gradient it is (g.in = the
-/// transposed output, g.out = x).
-template <std::size_t S>
-impl::conv_geometry transpose_geometry(const char* op, const shape_t<S + 2>& xs,
-                                       const shape_t<S + 2>& ws, const conv_dims<S>& cd,
-                                       const shape_t<S>& outpad) {
-  check_hyper(op, cd);
-  for (std::size_t d = 0; d < S; ++d)
-    require<argument_error>(outpad[d] >= 0, op, ": outpad must be >= 0, got ", outpad);
-  const index_t cin = xs[S], cout_g = ws[S], G = cd.groups;
-  require<shape_error>(ws[S + 1] == cin, op, ": channel mismatch: x ", xs, " has ", cin,
-                       " channels, weight ", ws, " (k..., C_out/groups, C_in) expects ", ws[S + 1]);
-  require<shape_error>(cin % G == 0, op, ": groups = ", G, " does not divide the ", cin,
-                       " input channels of x ", xs);
-  const shape_t<S> k = spatial<S>(ws), in = spatial<S>(xs);
-  for (std::size_t d = 0; d < S; ++d)
-    require<shape_error>(k[d] >= 1, op, ": weight ", ws, " has a zero kernel size");
-  const auto [lo, hi] = cd.padding(k);
-  const shape_t<S> out = cd.transpose_output_size(in, k, outpad);
-  for (std::size_t d = 0; d < S; ++d)
-    require<shape_error>(out[d] >= 1, op, ": the output would be empty along spatial dimension ", d,
-                         ": x ", xs, ", weight ", ws, ", padding lo ", lo, " hi ", hi,
-                         " give output size ", out);
-  impl::conv_geometry g;
-  set_spatial<S>(g, out, k, in, lo, cd);
-  g.c_in = cout_g * G;
-  g.c_out = cin;
-  g.groups = G;
-  g.batch = xs[S + 1];
-  return g;
-}
-
 /// Shape of the convolution output (spatial out, C_out, B) of a geometry.
 template <std::size_t S>
 shape_t<S + 2> out_shape(const impl::conv_geometry& g) {
@@ -413,6 +372,81 @@ shape_t<S + 2> in_shape(const impl::conv_geometry& g) {
   s[S] = g.c_in;
   s[S + 1] = g.batch;
   return s;
+}
+
+/// Checks a convolution of x (xs) with weight (ws) and returns its geometry.
+template <std::size_t S>
+impl::conv_geometry forward_geometry(const char* op, const shape_t<S + 2>& xs,
+                                     const shape_t<S + 2>& ws, const conv_dims<S>& cd) {
+  check_hyper(op, cd);
+  shape_numel(xs, op);  // no negative size, no overflowing product (x_shape may be a value)
+  shape_numel(ws, op);
+  const index_t cin = xs[S], cin_g = ws[S], cout = ws[S + 1], G = cd.groups;
+  require<shape_error>(cin % G == 0, op, ": groups = ", G, " does not divide the ", cin,
+                       " input channels of x ", xs);
+  require<shape_error>(cout % G == 0, op, ": groups = ", G, " does not divide the ", cout,
+                       " output channels of weight ", ws);
+  require<shape_error>(cin / G == cin_g, op, ": channel mismatch: x ", xs, " has ", cin,
+                       " channels, weight ", ws, " expects ", cin_g, " per group × ", G, " groups");
+  const shape_t<S> k = spatial<S>(ws), in = spatial<S>(xs);
+  for (std::size_t d = 0; d < S; ++d)
+    require<shape_error>(k[d] >= 1, op, ": weight ", ws, " has a zero kernel size");
+  const auto [lo, hi] = cd.padding(k, op);
+  const shape_t<S> out = cd.output_size(in, k, op);
+  for (std::size_t d = 0; d < S; ++d)
+    require<shape_error>(out[d] >= 1, op,
+                         ": the kernel is larger than the padded input along "
+                         "spatial dimension ",
+                         d, ": x ", xs, ", weight ", ws, ", dilation ", cd.dilation,
+                         ", padding lo ", lo, " hi ", hi, " give output size ", out);
+  impl::conv_geometry g;
+  set_spatial<S>(g, in, k, out, lo, cd);
+  g.c_in = cin;
+  g.c_out = cout;
+  g.groups = G;
+  g.batch = xs[S + 1];
+  shape_numel(out_shape<S>(g), op);  // the output must be addressable
+  return g;
+}
+
+/// Checks a transposed convolution of x (xs: I..., C_in, B) with weight (ws: k..., C_out/g,
+/// C_in) and returns the geometry of the convolution whose data gradient it is (g.in = the
+/// transposed output, g.out = x).
+template <std::size_t S>
+impl::conv_geometry transpose_geometry(const char* op, const shape_t<S + 2>& xs,
+                                       const shape_t<S + 2>& ws, const conv_dims<S>& cd,
+                                       const shape_t<S>& outpad) {
+  check_hyper(op, cd);
+  for (std::size_t d = 0; d < S; ++d)
+    require<argument_error>(outpad[d] >= 0, op, ": outpad must be >= 0, got ", outpad);
+  shape_numel(xs, op);  // no negative size, no overflowing product (x_shape may be a value)
+  shape_numel(ws, op);
+  const index_t cin = xs[S], cout_g = ws[S], G = cd.groups;
+  require<shape_error>(ws[S + 1] == cin, op, ": channel mismatch: x ", xs, " has ", cin,
+                       " channels, weight ", ws, " (k..., C_out/groups, C_in) expects ", ws[S + 1]);
+  require<shape_error>(cin % G == 0, op, ": groups = ", G, " does not divide the ", cin,
+                       " input channels of x ", xs);
+  const shape_t<S> k = spatial<S>(ws), in = spatial<S>(xs);
+  for (std::size_t d = 0; d < S; ++d)
+    require<shape_error>(k[d] >= 1, op, ": weight ", ws, " has a zero kernel size");
+  const auto [lo, hi] = cd.padding(k, op);
+  const shape_t<S> out = cd.transpose_output_size(in, k, outpad, op);
+  for (std::size_t d = 0; d < S; ++d) {
+    require<shape_error>(out[d] >= 1, op, ": the output would be empty along spatial dimension ", d,
+                         ": x ", xs, ", weight ", ws, ", padding lo ", lo, " hi ", hi,
+                         " give output size ", out);
+    // The convolution whose data gradient this is reads the output padded by lo and hi.
+    checked_add(checked_add(out[d], lo[d], op, "the padded output size"), hi[d], op,
+                "the padded output size");
+  }
+  impl::conv_geometry g;
+  set_spatial<S>(g, out, k, in, lo, cd);
+  g.c_in = checked_mul(cout_g, G, op, "the output channels C_out/groups · groups");
+  g.c_out = cin;
+  g.groups = G;
+  g.batch = xs[S + 1];
+  shape_numel(in_shape<S>(g), op);  // the output must be addressable
+  return g;
 }
 
 template <class B>
@@ -460,23 +494,6 @@ constexpr void check_saved_present() {
                 "pre-activation z saved by the _forward function (y may be lux::none)");
 }
 
-/// The outpad of a transposed convolution that produced dy (checked ≥ 0).
-template <std::size_t S>
-shape_t<S> implied_outpad(const char* op, const shape_t<S + 2>& dys, const shape_t<S + 2>& xs,
-                          const shape_t<S + 2>& ws, const conv_dims<S>& cd) {
-  const shape_t<S> base = cd.transpose_output_size(spatial<S>(xs), spatial<S>(ws));
-  shape_t<S> op_{};
-  for (std::size_t d = 0; d < S; ++d) {
-    op_[d] = dys[d] - base[d];
-    require<shape_error>(op_[d] >= 0, op, ": dy has shape ", dys,
-                         ", but the transposed "
-                         "convolution of x ",
-                         xs, " with weight ", ws, " has spatial size ", base,
-                         " (plus a non-negative outpad)");
-  }
-  return op_;
-}
-
 }  // namespace detail::conv
 
 // =================================================================================================
@@ -514,9 +531,9 @@ fused_conv_bias_activation_forward(M mode, const F& f, const W& w, const X& x, c
   const impl::conv_geometry g = detail::conv::forward_geometry<S>(op, xv.shape(), wv.shape(), cd);
   detail::conv::check_bias(op, bias, g.c_out, wv.shape());
   conv_forward_result<T, S + 2> r;
-  r.y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g));
+  r.y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g), op);
   if constexpr (!activation_traits<F>::uses_output)
-    r.z = Tensor<T, S + 2>::uninitialized(r.y.shape());
+    r.z = Tensor<T, S + 2>::uninitialized(r.y.shape(), op);
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
   conv_forward(mode, g, xv.data(), wv.data(), b, f, r.y.data(),
@@ -540,7 +557,7 @@ template <operation_mode M, activation_function F, array W, array X, class B, st
   const char* op = "fused_conv_bias_activation";
   const impl::conv_geometry g = detail::conv::forward_geometry<S>(op, xv.shape(), wv.shape(), cd);
   detail::conv::check_bias(op, bias, g.c_out, wv.shape());
-  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g));
+  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g), op);
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
   conv_forward(mode, g, xv.data(), wv.data(), b, f, y.data(), static_cast<T*>(nullptr));
@@ -562,7 +579,7 @@ template <operation_mode M, array X, array W, std::size_t S>
   const auto wv = as_view(w);
   const impl::conv_geometry g =
       detail::conv::forward_geometry<S>("conv", xv.shape(), wv.shape(), cd);
-  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g));
+  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::out_shape<S>(g), "conv");
   conv_forward(mode, g, xv.data(), wv.data(), static_cast<const T*>(nullptr), identity{}, y.data(),
                static_cast<T*>(nullptr));
   return y;
@@ -589,7 +606,7 @@ template <operation_mode M, array DY, array W, std::size_t S>
   const impl::conv_geometry g = detail::conv::forward_geometry<S>(op, x_shape, wv.shape(), cd);
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::out_shape<S>(g),
                                  "(the output of the convolution)");
-  auto dx = Tensor<T, S + 2>::uninitialized(x_shape);
+  auto dx = Tensor<T, S + 2>::uninitialized(x_shape, op);
   conv_backward_data(mode, g, dyv.data(), wv.data(), dx.data());
   return dx;
 }
@@ -612,7 +629,7 @@ template <operation_mode M, array X, array DY, std::size_t S>
   const impl::conv_geometry g = detail::conv::forward_geometry<S>(op, xv.shape(), w_shape, cd);
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::out_shape<S>(g),
                                  "(the output of the convolution)");
-  auto dw = Tensor<T, S + 2>::uninitialized(w_shape);
+  auto dw = Tensor<T, S + 2>::uninitialized(w_shape, op);
   conv_backward_filter(mode, g, xv.data(), dyv.data(), dw.data());
   return dw;
 }
@@ -668,11 +685,11 @@ template <operation_mode M, activation_function F, array DY, array W, array X, c
     detail::conv::check_same_shape(op, "z", z, ys, "(the output of the convolution)");
 
   conv_gradients<T, S + 2> r;
-  r.dx = Tensor<T, S + 2>::uninitialized(xv.shape());
-  r.dweight = Tensor<T, S + 2>::uninitialized(wv.shape());
+  r.dx = Tensor<T, S + 2>::uninitialized(xv.shape(), op);
+  r.dweight = Tensor<T, S + 2>::uninitialized(wv.shape(), op);
   T* db = nullptr;
   if constexpr (!is_absent_v<B>) {
-    r.dbias = Tensor<T, 1>::uninitialized(shape_t<1>{g.c_out});
+    r.dbias = Tensor<T, 1>::uninitialized(shape_t<1>{g.c_out}, op);
     db = r.dbias.data();
   }
   const T* arg = detail::conv::saved_argument<F>(y, z);
@@ -708,9 +725,9 @@ fused_conv_transpose_bias_activation_forward(M mode, const F& f, const W& w, con
       detail::conv::transpose_geometry<S>(op, xv.shape(), wv.shape(), cd, outpad);
   detail::conv::check_bias(op, bias, g.c_in, wv.shape());
   conv_forward_result<T, S + 2> r;
-  r.y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g));
+  r.y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g), op);
   if constexpr (!activation_traits<F>::uses_output)
-    r.z = Tensor<T, S + 2>::uninitialized(r.y.shape());
+    r.z = Tensor<T, S + 2>::uninitialized(r.y.shape(), op);
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
   conv_transpose_forward(mode, g, xv.data(), wv.data(), b, f, r.y.data(),
@@ -739,7 +756,7 @@ template <operation_mode M, activation_function F, array W, array X, class B, st
   const impl::conv_geometry g =
       detail::conv::transpose_geometry<S>(op, xv.shape(), wv.shape(), cd, outpad);
   detail::conv::check_bias(op, bias, g.c_in, wv.shape());
-  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g));
+  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g), op);
   const T* b = nullptr;
   if constexpr (!is_absent_v<B>) b = as_view(bias).data();
   conv_transpose_forward(mode, g, xv.data(), wv.data(), b, f, y.data(), static_cast<T*>(nullptr));
@@ -764,7 +781,7 @@ template <operation_mode M, array X, array W, std::size_t S>
   const auto wv = as_view(w);
   const impl::conv_geometry g =
       detail::conv::transpose_geometry<S>("conv_transpose", xv.shape(), wv.shape(), cd, outpad);
-  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g));
+  auto y = Tensor<T, S + 2>::uninitialized(detail::conv::in_shape<S>(g), "conv_transpose");
   conv_backward_data(mode, g, xv.data(), wv.data(), y.data());
   return y;
 }
@@ -774,21 +791,22 @@ template <array X, array W, std::size_t S>
   return conv_transpose(operation_mode_t<X, W>{}, x, w, cd, outpad);
 }
 
-/// dx of <conv_transpose(x, w, cdims, outpad), dy> = conv(dy, w) over x's spatial extent.
+/// dx of <conv_transpose(x, w, cdims, outpad), dy> = conv(dy, w) over x's spatial extent. dy
+/// must have the shape of that forward output, outpad included.
 template <operation_mode M, array DY, array W, std::size_t S>
 [[nodiscard]] Tensor<detail::conv::value_t<DY>, S + 2> conv_transpose_backward_data(
-    M mode, const DY& dy, const W& w, const shape_t<S + 2>& x_shape, const conv_dims<S>& cd) {
+    M mode, const DY& dy, const W& w, const shape_t<S + 2>& x_shape, const conv_dims<S>& cd,
+    const shape_t<S>& outpad = {}) {
   using T = detail::conv::value_t<DY>;
   detail::conv::check_types<DY, W, none_t, S>();
   const auto dyv = as_view(dy);
   const auto wv = as_view(w);
   const char* op = "conv_transpose_backward_data";
-  const auto outpad = detail::conv::implied_outpad<S>(op, dyv.shape(), x_shape, wv.shape(), cd);
   const impl::conv_geometry g =
       detail::conv::transpose_geometry<S>(op, x_shape, wv.shape(), cd, outpad);
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::in_shape<S>(g),
                                  "(the output of the transposed convolution)");
-  auto dx = Tensor<T, S + 2>::uninitialized(x_shape);
+  auto dx = Tensor<T, S + 2>::uninitialized(x_shape, op);
   conv_forward(mode, g, dyv.data(), wv.data(), static_cast<const T*>(nullptr), identity{},
                dx.data(), static_cast<T*>(nullptr));
   return dx;
@@ -796,43 +814,48 @@ template <operation_mode M, array DY, array W, std::size_t S>
 template <array DY, array W, std::size_t S>
 [[nodiscard]] auto conv_transpose_backward_data(const DY& dy, const W& w,
                                                 const shape_t<S + 2>& x_shape,
-                                                const conv_dims<S>& cd) {
-  return conv_transpose_backward_data(operation_mode_t<DY, W>{}, dy, w, x_shape, cd);
+                                                const conv_dims<S>& cd,
+                                                const shape_t<S>& outpad = {}) {
+  return conv_transpose_backward_data(operation_mode_t<DY, W>{}, dy, w, x_shape, cd, outpad);
 }
 
-/// dw of <conv_transpose(x, w, cdims, outpad), dy> = ∇conv_filter(dy, x) (roles swapped).
+/// dw of <conv_transpose(x, w, cdims, outpad), dy> = ∇conv_filter(dy, x) (roles swapped). dy
+/// must have the shape of that forward output, outpad included.
 template <operation_mode M, array X, array DY, std::size_t S>
 [[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> conv_transpose_backward_filter(
-    M mode, const X& x, const DY& dy, const shape_t<S + 2>& w_shape, const conv_dims<S>& cd) {
+    M mode, const X& x, const DY& dy, const shape_t<S + 2>& w_shape, const conv_dims<S>& cd,
+    const shape_t<S>& outpad = {}) {
   using T = detail::conv::value_t<X>;
   detail::conv::check_types<X, DY, none_t, S>();
   const auto xv = as_view(x);
   const auto dyv = as_view(dy);
   const char* op = "conv_transpose_backward_filter";
-  const auto outpad = detail::conv::implied_outpad<S>(op, dyv.shape(), xv.shape(), w_shape, cd);
   const impl::conv_geometry g =
       detail::conv::transpose_geometry<S>(op, xv.shape(), w_shape, cd, outpad);
   detail::conv::check_same_shape(op, "dy", dy, detail::conv::in_shape<S>(g),
                                  "(the output of the transposed convolution)");
-  auto dw = Tensor<T, S + 2>::uninitialized(w_shape);
+  auto dw = Tensor<T, S + 2>::uninitialized(w_shape, op);
   conv_backward_filter(mode, g, dyv.data(), xv.data(), dw.data());
   return dw;
 }
 template <array X, array DY, std::size_t S>
 [[nodiscard]] auto conv_transpose_backward_filter(const X& x, const DY& dy,
                                                   const shape_t<S + 2>& w_shape,
-                                                  const conv_dims<S>& cd) {
-  return conv_transpose_backward_filter(operation_mode_t<X, DY>{}, x, dy, w_shape, cd);
+                                                  const conv_dims<S>& cd,
+                                                  const shape_t<S>& outpad = {}) {
+  return conv_transpose_backward_filter(operation_mode_t<X, DY>{}, x, dy, w_shape, cd, outpad);
 }
 
-/// {dx, dweight, dbias} of y = σ.(conv_transpose(x, w, cdims, outpad) .+ bias); the outpad is
-/// implied by dy's shape. Saved y / z as for fused_conv_bias_activation_backward.
+/// {dx, dweight, dbias} of y = σ.(conv_transpose(x, w, cdims, outpad) .+ bias), with the outpad
+/// of the forward call (dy must have that forward output's shape). Saved y / z as for
+/// fused_conv_bias_activation_backward.
 template <operation_mode M, activation_function F, array DY, array W, array X, class B, class Y,
           class Z, std::size_t S>
 [[nodiscard]] conv_gradients<detail::conv::value_t<X>, S + 2>
 fused_conv_transpose_bias_activation_backward(M mode, const F& f, const DY& dy, const W& w,
                                               const X& x, const B& bias, const Y& y, const Z& z,
-                                              const conv_dims<S>& cd) {
+                                              const conv_dims<S>& cd,
+                                              const shape_t<S>& outpad = {}) {
   using T = detail::conv::value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   detail::conv::check_types<DY, W, none_t, S>();
@@ -843,7 +866,6 @@ fused_conv_transpose_bias_activation_backward(M mode, const F& f, const DY& dy, 
   const auto wv = as_view(w);
   const auto dyv = as_view(dy);
   const char* op = "fused_conv_transpose_bias_activation_backward";
-  const auto outpad = detail::conv::implied_outpad<S>(op, dyv.shape(), xv.shape(), wv.shape(), cd);
   const impl::conv_geometry g =
       detail::conv::transpose_geometry<S>(op, xv.shape(), wv.shape(), cd, outpad);
   detail::conv::check_bias(op, bias, g.c_in, wv.shape());
@@ -857,7 +879,7 @@ fused_conv_transpose_bias_activation_backward(M mode, const F& f, const DY& dy, 
   conv_gradients<T, S + 2> r;
   T* db = nullptr;
   if constexpr (!is_absent_v<B>) {
-    r.dbias = Tensor<T, 1>::uninitialized(shape_t<1>{g.c_in});
+    r.dbias = Tensor<T, 1>::uninitialized(shape_t<1>{g.c_in}, op);
     db = r.dbias.data();
   }
   // dz = dy .* σ'(·) (and db), then dx = conv(dz, w), dw = ∇conv_filter(dz, x).
@@ -865,15 +887,15 @@ fused_conv_transpose_bias_activation_backward(M mode, const F& f, const DY& dy, 
   const T* dz = dyv.data();
   Tensor<T, S + 2> dz_store;
   if (!activation_traits<F>::is_identity || db) {
-    dz_store = Tensor<T, S + 2>::uninitialized(ys);
+    dz_store = Tensor<T, S + 2>::uninitialized(ys, op);
     conv_activation_backward(mode, f, g.in_pixels(), g.c_in, g.batch, dyv.data(), arg,
                              dz_store.data(), db);
     dz = dz_store.data();
   }
-  r.dx = Tensor<T, S + 2>::uninitialized(xv.shape());
+  r.dx = Tensor<T, S + 2>::uninitialized(xv.shape(), op);
   conv_forward(mode, g, dz, wv.data(), static_cast<const T*>(nullptr), identity{}, r.dx.data(),
                static_cast<T*>(nullptr));
-  r.dweight = Tensor<T, S + 2>::uninitialized(wv.shape());
+  r.dweight = Tensor<T, S + 2>::uninitialized(wv.shape(), op);
   conv_backward_filter(mode, g, dz, xv.data(), r.dweight.data());
   return r;
 }
@@ -882,10 +904,10 @@ template <activation_function F, array DY, array W, array X, class B, class Y, c
 [[nodiscard]] auto fused_conv_transpose_bias_activation_backward(const F& f, const DY& dy,
                                                                  const W& w, const X& x,
                                                                  const B& bias, const Y& y,
-                                                                 const Z& z,
-                                                                 const conv_dims<S>& cd) {
+                                                                 const Z& z, const conv_dims<S>& cd,
+                                                                 const shape_t<S>& outpad = {}) {
   return fused_conv_transpose_bias_activation_backward(operation_mode_t<DY, W, X, B, Y, Z>{}, f, dy,
-                                                       w, x, bias, y, z, cd);
+                                                       w, x, bias, y, z, cd, outpad);
 }
 
 LUX_NAMESPACE_END

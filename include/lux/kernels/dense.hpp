@@ -156,24 +156,12 @@ shape_t<2> check_shapes(const char* name, const shape_t<2>& ws, const shape_t<2>
     require<shape_error>(bs[0] == ws[0], name, ": bias has shape ", bs, ", expected (", ws[0],
                          ") to match weight ", ws);
   }
-  return {ws[0], xs[1]};
+  const shape_t<2> ys{ws[0], xs[1]};
+  shape_numel(ys, name);  // with in = 0 the output can be larger than both inputs
+  return ys;
 }
 
-/// [first, last) byte range a view can touch (for overlap checks).
-template <class V>
-std::pair<std::uintptr_t, std::uintptr_t> byte_range(const V& v) {
-  if (v.numel() == 0) return {0, 0};
-  index_t last = 0;
-  for (std::size_t d = 0; d < V::rank; ++d) last += (v.shape()[d] - 1) * v.strides()[d];
-  const auto first = reinterpret_cast<std::uintptr_t>(v.data());
-  return {first, first + static_cast<std::uintptr_t>(last + 1) * sizeof(*v.data())};
-}
-template <class V, class U>
-bool overlap(const V& a, const U& b) {
-  const auto [a0, a1] = byte_range(a);
-  const auto [b0, b1] = byte_range(b);
-  return a0 < b1 && b0 < a1;
-}
+using detail::overlap;  // lux/core/tensor.hpp: do two arrays share memory?
 
 template <class T, class B>
 const T* bias_data(const B& bias) {
@@ -231,7 +219,8 @@ template <operation_mode M, activation_function F, array W, array X, class B>
   const auto wv = const_view(weight);
   const auto xv = const_view(x);
   auto y = Tensor<T, 2>::uninitialized(
-      check_shapes("fused_dense_bias_activation", wv.shape(), xv.shape(), bias));
+      check_shapes("fused_dense_bias_activation", wv.shape(), xv.shape(), bias),
+      "fused_dense_bias_activation");
   fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), y.view(), static_cast<T*>(nullptr));
   return y;
 }
@@ -255,8 +244,9 @@ template <operation_mode M, activation_function F, array W, array X, class B>
   const auto wv = const_view(weight);
   const auto xv = const_view(x);
   const auto ys = check_shapes("fused_dense_bias_activation_forward", wv.shape(), xv.shape(), bias);
-  dense_result<T> r{Tensor<T, 2>::uninitialized(ys), {}};
-  if constexpr (keep_z) r.saved.z = Tensor<T, 2>::uninitialized(ys);
+  dense_result<T> r{Tensor<T, 2>::uninitialized(ys, "fused_dense_bias_activation_forward"), {}};
+  if constexpr (keep_z)
+    r.saved.z = Tensor<T, 2>::uninitialized(ys, "fused_dense_bias_activation_forward");
   fused_dense_forward(mode, f, wv, xv, bias_data<T>(bias), r.y.view(),
                       keep_z ? r.saved.z.data() : static_cast<T*>(nullptr));
   return r;
@@ -372,8 +362,10 @@ template <operation_mode M, activation_function F, array DY, array W, array X, c
   using T = value_t<W>;
   const auto ws = as_view(weight).shape();
   const auto xs = as_view(x).shape();
-  dense_gradients<T> g{Tensor<T, 2>::uninitialized(ws), Tensor<T, 2>::uninitialized(xs),
-                       Tensor<T, 1>::uninitialized(shape_t<1>{is_absent_v<B> ? 0 : ws[0]})};
+  dense_gradients<T> g{Tensor<T, 2>::uninitialized(ws, "fused_dense_bias_activation_backward"),
+                       Tensor<T, 2>::uninitialized(xs, "fused_dense_bias_activation_backward"),
+                       Tensor<T, 1>::uninitialized(shape_t<1>{is_absent_v<B> ? 0 : ws[0]},
+                                                   "fused_dense_bias_activation_backward")};
   fused_dense_bias_activation_backward(
       mode, f, dy, weight, x, bias, y, saved,
       dense_gradient_views<T>{g.dweight.view(), g.dx.view(), g.dbias.view()});

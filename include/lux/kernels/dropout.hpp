@@ -211,9 +211,9 @@ void check_dims(const char* op, const dim_set& dims) {
                           static_cast<int>(N) - 1, ")");
 }
 template <class X>
-tensor_t<X> copy_of(const X& x) {
+tensor_t<X> copy_of(const X& x, const char* op) {
   const auto v = as_view(x);
-  auto out = tensor_t<X>::uninitialized(v.shape());
+  auto out = tensor_t<X>::uninitialized(v.shape(), op);
   device_allocator<device_t<X>>::copy(out.data(), v.data(), v.numel());
   return out;
 }
@@ -248,11 +248,11 @@ dropout(M mode, const rng& r, const X& x, double p, bool training, double invp,
   check_dims<N>("dropout", dims);
 
   const auto xv = as_view(x);
-  if (!training) return {copy_of(x), unit_mask<T, N, D>(), r};
+  if (!training) return {copy_of(x, "dropout"), unit_mask<T, N, D>(), r};
 
   const shape_t<N> ms = dropout_mask_shape(xv.shape(), dims);
-  auto mask = Tensor<T, N, D>::uninitialized(ms);
-  auto y = Tensor<T, N, D>::uninitialized(xv.shape());
+  auto mask = Tensor<T, N, D>::uninitialized(ms, "dropout");
+  auto y = Tensor<T, N, D>::uninitialized(xv.shape(), "dropout");
   const T threshold = impl::dropout_threshold<T>(p);
   const T scale = static_cast<T>(invp);
   if (ms == xv.shape()) {
@@ -297,9 +297,9 @@ dropout(M mode, const rng& r, const X& x, MK&& mask, double p, bool training, bo
                   !std::is_lvalue_reference_v<MK>)
       return std::move(mask);
     else
-      return copy_of(mask);
+      return copy_of(mask, "dropout");
   };
-  if (!training) return {copy_of(x), keep_mask(), r};
+  if (!training) return {copy_of(x, "dropout"), keep_mask(), r};
   if (update_mask) return dropout(mode, r, x, p, true, invp, dims);
 
   const auto xv = as_view(x);
@@ -307,7 +307,7 @@ dropout(M mode, const rng& r, const X& x, MK&& mask, double p, bool training, bo
   const shape_t<N> ms = dropout_mask_shape(xv.shape(), dims);
   require<shape_error>(mv.shape() == ms, "dropout: mask has shape ", mv.shape(), ", expected ", ms,
                        " (the dropout mask shape of x ", xv.shape(), " with these dims)");
-  auto y = Tensor<T, N, D>::uninitialized(xv.shape());
+  auto y = Tensor<T, N, D>::uninitialized(xv.shape(), "dropout");
   broadcast_multiply(mode, xv.data(), xv.shape(), static_cast<const T*>(mv.data()), ms, y.data());
   return {std::move(y), keep_mask(), r};
 }
@@ -339,7 +339,7 @@ dropout_backward(M mode, const DY& dy, const MK& mask) {
     fits = fits && (mv.shape()[d] == dyv.shape()[d] || mv.shape()[d] == 1);
   require<shape_error>(fits, "dropout_backward: mask has shape ", mv.shape(),
                        ", expected the size of dy ", dyv.shape(), " or 1 along each dimension");
-  auto dx = tensor_t<DY>::uninitialized(dyv.shape());
+  auto dx = tensor_t<DY>::uninitialized(dyv.shape(), "dropout_backward");
   broadcast_multiply(mode, dyv.data(), dyv.shape(), static_cast<const T*>(mv.data()), mv.shape(),
                      dx.data());
   return {std::move(dx)};
@@ -366,8 +366,9 @@ alpha_dropout(M mode, const rng& r, const X& x, double p, bool training, double 
   static_assert(traits_t<X>::contiguous, "lux::alpha_dropout: x must be contiguous");
   check_p("alpha_dropout", p);
   const auto xv = as_view(x);
-  if (!training) return {copy_of(x), r, alpha_dropout_saved{r, p, 1, false, xv.numel()}};
-  auto y = tensor_t<X>::uninitialized(xv.shape());
+  if (!training)
+    return {copy_of(x, "alpha_dropout"), r, alpha_dropout_saved{r, p, 1, false, xv.numel()}};
+  auto y = tensor_t<X>::uninitialized(xv.shape(), "alpha_dropout");
   alpha_dropout(mode, r, impl::dropout_threshold<T>(p), static_cast<T>(alpha), static_cast<T>(A),
                 static_cast<T>(B), xv.data(), y.data(), xv.numel());
   return {std::move(y), r.advanced(1), alpha_dropout_saved{r, p, A, true, xv.numel()}};
@@ -407,8 +408,8 @@ alpha_dropout_backward(M mode, const DY& dy, const alpha_dropout_saved& saved) {
   require<shape_error>(dyv.numel() == saved.numel, "alpha_dropout_backward: dy has shape ",
                        dyv.shape(), " (", dyv.numel(), " elements), expected ", saved.numel,
                        " elements as in the forward pass");
-  if (!saved.training) return {copy_of(dy)};
-  auto dx = tensor_t<DY>::uninitialized(dyv.shape());
+  if (!saved.training) return {copy_of(dy, "alpha_dropout_backward")};
+  auto dx = tensor_t<DY>::uninitialized(dyv.shape(), "alpha_dropout_backward");
   alpha_dropout_backward(mode, saved.rng, impl::dropout_threshold<T>(saved.p),
                          static_cast<T>(saved.A), dyv.data(), dx.data(), dyv.numel());
   return {std::move(dx)};

@@ -114,7 +114,7 @@ embedding_lookup(Mode mode, const W& weight, const Idx& indices) {
   shape_t<M + 1> ys{};
   ys[0] = ws[0];
   for (std::size_t a = 0; a < M; ++a) ys[a + 1] = is[a];
-  auto y = Tensor<T, M + 1>::uninitialized(ys);
+  auto y = Tensor<T, M + 1>::uninitialized(ys, op);
   embedding_lookup(mode, wp, ws[0], ip, as_view(indices).numel(), y.data());
   return y;
 }
@@ -147,7 +147,7 @@ template <operation_mode Mode, array DY, array Idx>
   require<shape_error>(dys == expected, op, ": dy has shape ", dys, ", expected ", expected,
                        " (out of weight ", weight_shape, ", then the shape of indices)");
   check_indices(op, ip, is, weight_shape[1], weight_shape);
-  auto dw = Tensor<T, 2>::uninitialized(weight_shape);
+  auto dw = Tensor<T, 2>::uninitialized(weight_shape, op);
   embedding_lookup_backward(mode, dyp, weight_shape[0], ip, as_view(indices).numel(), dw.data(),
                             weight_shape[1]);
   return {std::move(dw)};

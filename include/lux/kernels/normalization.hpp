@@ -15,8 +15,8 @@
 //       Statistics per channel over every other dimension; x rank ≥ 2 ((features, batch) works).
 //       training with running stats: normalize with batch statistics and return the updated
 //         running_mean = (1−m)·r_μ + m·μ, running_var = (1−m)·r_σ² + m·(n/(n−1))·σ²
-//         (n = elements per channel; n = 1 throws argument_error — Lux's layer asserts B ≠ 1,
-//         the kernel would divide by zero);
+//         (n = elements per channel; n < 2 throws argument_error — Lux's layer asserts B ≠ 1,
+//         the kernel would divide by zero, and n = 0 has no statistics at all);
 //       inference with running stats: normalize with them, return them unchanged;
 //       no running stats (both lux::none): batch statistics always, returned stats empty.
 //   groupnorm(x, scale, bias, groups, σ = identity, epsilon)                   → groupnorm_result
@@ -26,7 +26,7 @@
 //   instancenorm(x, scale, bias, running_mean, running_var, training, σ, momentum, epsilon)
 //       Statistics per (channel, sample) over the spatial dims; x rank ≥ 3 (else shape_error).
 //       training with running stats: the per-instance means and variances averaged over the
-//       batch update the running stats as above, with n = prod(spatial) (n = 1 throws).
+//       batch update the running stats as above, with n = prod(spatial) (n < 2 throws).
 //       inference with running stats: normalize with them.
 //   layernorm(x, scale, bias, σ = identity, dims = leading_dims{}, epsilon)   → layernorm_result
 //       Statistics over the leading dims 1..k, one group per index of the remaining dims;
@@ -298,20 +298,24 @@ batchnorm_result<T, N> run_with_running_stats(Mode mode, const impl::norm_layout
   const T* rm = data_of<T>(running_mean, op, "running_mean");
   const T* rv = data_of<T>(running_var, op, "running_var");
   if (has_running && training)
-    require<argument_error>(stat_count != 1, op,
+    require<argument_error>(stat_count >= 2, op,
                             ": updating the running variance with n/(n - 1) needs more than one "
                             "value per statistic, got x ",
-                            xshape, " (n = 1)");
-  batchnorm_result<T, N> r;
-  r.y = Tensor<T, N>::uninitialized(xshape);
-  Tensor<T, 1> var;
+                            xshape, " (n = ", stat_count, ")");
   const index_t samples = L.across_batch ? 1 : L.B;
+  if (has_running && training)  // instancenorm averages the per-sample statistics
+    require<argument_error>(samples >= 1, op,
+                            ": updating the running statistics needs at least one sample, got x ",
+                            xshape);
+  batchnorm_result<T, N> r;
+  r.y = Tensor<T, N>::uninitialized(xshape, op);
+  Tensor<T, 1> var;
   if (has_running && !training) saved_from_running(rm, rv, L.C, samples, epsilon, r.saved);
   forward(mode, L, x, aff, sigma, epsilon, r.y, r.saved, var);
   if constexpr (has_running) {
     if (training) {
-      r.running_mean = Tensor<T, 1>::uninitialized(shape_t<1>{L.C});
-      r.running_var = Tensor<T, 1>::uninitialized(shape_t<1>{L.C});
+      r.running_mean = Tensor<T, 1>::uninitialized(shape_t<1>{L.C}, op);
+      r.running_var = Tensor<T, 1>::uninitialized(shape_t<1>{L.C}, op);
       impl::update_running_statistics(L.C, samples, r.saved.mean.data(), var.data(),
                                       static_cast<T>(stat_count), momentum, rm, rv,
                                       r.running_mean.data(), r.running_var.data());
@@ -360,7 +364,7 @@ normalization_gradients<norm_value_t<X>, rank_of<X>> channel_backward(
                        ": saved statistics have ", saved.mean.numel(), " and ",
                        saved.inv_std.numel(), " entries, expected ", G, " for x ", xs);
   normalization_gradients<T, N> g;
-  g.dx = Tensor<T, N>::uninitialized(xs);
+  g.dx = Tensor<T, N>::uninitialized(xs, op);
   const impl::norm_affine<T> aff{data_of<T>(scale, op, "scale"), data_of<T>(bias, op, "bias")};
   backward(mode, L, data_of<T>(dy, op, "dy"), data_of<T>(x, op, "x"), data_of<T>(y, op, "y"), aff,
            sigma, saved, g.dx, g.dscale, g.dbias);
@@ -481,7 +485,7 @@ layernorm_plan<T, rank_of<X>> plan_layernorm(const X& x, const Scale& scale, con
     expanded = true;
     index_t n = 1;
     for (auto v : p.canon) n *= v;
-    owned = Tensor<T, 1>::uninitialized(shape_t<1>{n});
+    owned = Tensor<T, 1>::uninitialized(shape_t<1>{n}, op);
     broadcast_walk(p.canon, s, [&](index_t i, index_t j) { owned[i] = ptr[j]; });
     return owned.data();
   };
@@ -602,7 +606,7 @@ groupnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm(
   dn::check_channel_vector(bias, L.C, op, "bias", xs);
   dn::check_epsilon(epsilon, op);
   groupnorm_result<T, detail::norm::rank_of<X>> r;
-  r.y = decltype(r.y)::uninitialized(xs);
+  r.y = decltype(r.y)::uninitialized(xs, op);
   Tensor<T, 1> var;
   dn::forward(
       mode, L, dn::data_of<T>(x, op, "x"),
@@ -745,7 +749,7 @@ layernorm_result<norm_value_t<X>, detail::norm::rank_of<X>> layernorm(
   const auto p = dn::plan_layernorm<T>(x, scale, bias, dims, op);
   dn::check_epsilon(epsilon, op);
   layernorm_result<T, dn::rank_of<X>> r;
-  r.y = decltype(r.y)::uninitialized(as_view(x).shape());
+  r.y = decltype(r.y)::uninitialized(as_view(x).shape(), op);
   Tensor<T, 1> var;
   dn::forward(mode, p.layout, dn::data_of<T>(x, op, "x"), p.aff, sigma, epsilon, r.y, r.saved, var);
   return r;
@@ -785,7 +789,7 @@ auto layernorm_backward(Mode mode, const DY& dy, const X& x, const Y& y, const S
                        ": saved statistics have ", saved.mean.numel(), " and ",
                        saved.inv_std.numel(), " entries, expected ", G, " for x ", xs);
   normalization_gradients<T, N, MS, MB> g;
-  g.dx = Tensor<T, N>::uninitialized(xs);
+  g.dx = Tensor<T, N>::uninitialized(xs, op);
   Tensor<T, 1> dg, db;
   dn::backward(mode, p.layout, dn::data_of<T>(dy, op, "dy"), dn::data_of<T>(x, op, "x"),
                dn::data_of<T>(y, op, "y"), p.aff, sigma, saved, g.dx, dg, db);

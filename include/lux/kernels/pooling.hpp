@@ -29,7 +29,9 @@
 // maximum wins; if a window holds NaN the first NaN wins. The gradient of y[o] goes entirely to
 // that tap. maxpool_with_argmax returns the chosen tap of every output as an int32 linear index
 // into its (spatial) plane of x (−1 for a window wholly in the padding: no gradient); the
-// backward from it is a scatter (no recomputation). maxpool_backward(dy, x, pd) recomputes the
+// backward from it is a scatter (no recomputation), which first checks every argmax value
+// against the plane of x (or of the dx given): an index outside [−1, plane) is an argument_error,
+// never a write out of bounds. maxpool_backward(dy, x, pd) recomputes the
 // argmax from x: same result, one more pass over x. (NNlib's ∇maxpool(dy, y, x, pdims) also takes
 // y, which the argmax recomputation does not need.)
 //
@@ -62,6 +64,7 @@
 // a float64 reference to a few ulp of the window sum (≤ 1e-6 relative for float in the tests).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -240,10 +243,15 @@ impl::pool_geometry geometry(const char* op, const shape_t<N>& xs, const pool_di
   }
   for (std::size_t a = 0; a < N; ++a)
     require<shape_error>(xs[a] >= 0, op, ": x has a negative size: ", xs);
+  shape_numel(xs, op);  // x_shape may be a value: no overflowing product either
   impl::pool_geometry g;
   for (std::size_t a = 0; a < S; ++a) {
-    const index_t extent = pd.dilation[a] * (pd.window[a] - 1) + 1;
-    const index_t padded = xs[a] + pd.pad_lo(a) + pd.pad_hi(a);
+    const index_t extent = checked_add(
+        checked_mul(pd.dilation[a], pd.window[a] - 1, op, "the dilated window d·(k − 1) + 1"), 1,
+        op, "the dilated window d·(k − 1) + 1");
+    const index_t padded =
+        checked_add(checked_add(xs[a], pd.pad_lo(a), op, "the padded input size"), pd.pad_hi(a), op,
+                    "the padded input size");
     require<shape_error>(extent <= padded, op, ": window ", pd.window, " with dilation ",
                          pd.dilation, " spans ", extent, " elements along spatial dimension ", a,
                          ", more than x ", xs, " padded by ", pd.pad, " has (", padded, ")");
@@ -255,6 +263,11 @@ impl::pool_geometry geometry(const char* op, const shape_t<N>& xs, const pool_di
     g.pad_lo[a] = pd.pad_lo(a);
   }
   g.planes = xs[N - 2] * xs[N - 1];
+  shape_t<N> ys = xs;  // the output must be addressable (a large padding can make it huge)
+  for (std::size_t a = 0; a < S; ++a) ys[a] = g.out[a];
+  shape_numel(ys, op);
+  index_t taps = 1;  // meanpool divides by the window's size ∏k
+  for (std::size_t a = 0; a < S; ++a) taps = checked_mul(taps, pd.window[a], op, "the window size");
   return g;
 }
 
@@ -272,6 +285,40 @@ void check_argmax_range(const char* op, const shape_t<N>& xs, const impl::pool_g
                        " has more than 2^31 - 1 elements; the int32 argmax cannot index it");
 }
 
+/// The geometry of the argmax scatter dx[p][argmax[p][o]] += dy[p][o] (maxpool_backward from a
+/// saved argmax), after validating everything it indexes with: x's shape, dy against argmax and
+/// against x in the channel and batch dimensions, and every argmax value in [−1, plane of x)
+/// (one pass over argmax, before anything is written), so a tampered argmax or a dx smaller than
+/// the forward's input throws instead of writing out of bounds.
+template <std::size_t N>
+impl::pool_geometry scatter_geometry(const char* op, const shape_t<N>& dys,
+                                     const shape_t<N>& argmax_shape, const std::int32_t* argmax,
+                                     const shape_t<N>& xs, const char* x_name) {
+  shape_numel(xs, op);
+  require<shape_error>(dys == argmax_shape, op, ": dy has shape ", dys,
+                       ", expected the shape of argmax ", argmax_shape);
+  require<shape_error>(dys[N - 2] == xs[N - 2] && dys[N - 1] == xs[N - 1], op, ": dy ", dys,
+                       " and ", x_name, " ", xs, " differ in the channel or batch dimension");
+  impl::pool_geometry g;
+  for (std::size_t a = 0; a + 2 < N; ++a) {
+    g.in[a] = xs[a];
+    g.out[a] = dys[a];
+  }
+  g.planes = xs[N - 2] * xs[N - 1];
+  const index_t in_plane = g.in_plane(), n = g.planes * g.out_plane();
+  std::int32_t lo = -1, hi = -1;
+  for (index_t i = 0; i < n; ++i) {
+    lo = std::min(lo, argmax[i]);
+    hi = std::max(hi, argmax[i]);
+  }
+  require<argument_error>(lo >= -1 && hi < in_plane, op, ": argmax holds the index ",
+                          lo < -1 ? lo : hi, ", outside [-1, ", in_plane, ") for the plane of ",
+                          x_name, " ", xs,
+                          " (argmax must come from maxpool_with_argmax of an x "
+                          "of this shape)");
+  return g;
+}
+
 template <std::size_t N>
 void check_dy(const char* op, const shape_t<N>& dys, const shape_t<N>& expected,
               const shape_t<N>& xs) {
@@ -284,8 +331,8 @@ maxpool_result<T, N> maxpool_argmax(Mode mode, const char* op, const T* x, const
                                     const impl::pool_geometry& g) {
   check_argmax_range(op, xs, g);
   const shape_t<N> ys = output_shape(g, xs);
-  auto y = Tensor<T, N>::uninitialized(ys);
-  auto argmax = Tensor<std::int32_t, N>::uninitialized(ys);
+  auto y = Tensor<T, N>::uninitialized(ys, op);
+  auto argmax = Tensor<std::int32_t, N>::uninitialized(ys, op);
   maxpool(mode, g, x, y.data(), argmax.data());
   return {std::move(y), {std::move(argmax), xs}};
 }
@@ -338,7 +385,7 @@ Tensor<value_t<X>, rank_v<X>> maxpool_op(M mode, const char* op, const X& x,
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
   const impl::pool_geometry g = geometry(op, xs, pd);
-  auto y = Tensor<T, N>::uninitialized(output_shape(g, xs));
+  auto y = Tensor<T, N>::uninitialized(output_shape(g, xs), op);
   maxpool(mode, g, xp, y.data(), static_cast<std::int32_t*>(nullptr));
   return y;
 }
@@ -357,7 +404,7 @@ pooling_gradients<value_t<X>, rank_v<X>> maxpool_backward_op(M mode, const char*
   const impl::pool_geometry g = geometry(op, xs, pd);
   check_dy(op, as_view(dy).shape(), output_shape(g, xs), xs);
   const auto fwd = maxpool_argmax<T, N>(mode, op, xp, xs, g);
-  auto dx = Tensor<T, N>::uninitialized(xs);
+  auto dx = Tensor<T, N>::uninitialized(xs, op);
   maxpool_backward(mode, g, dyp, fwd.saved.argmax.data(), dx.data());
   return {std::move(dx)};
 }
@@ -371,7 +418,7 @@ Tensor<value_t<X>, rank_v<X>> meanpool_op(M mode, const char* op, const X& x,
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
   const impl::pool_geometry g = geometry(op, xs, pd);
-  auto y = Tensor<T, N>::uninitialized(output_shape(g, xs));
+  auto y = Tensor<T, N>::uninitialized(output_shape(g, xs), op);
   meanpool(mode, g, xp, y.data());
   return y;
 }
@@ -387,7 +434,7 @@ pooling_gradients<value_t<DY>, rank_v<DY>> meanpool_backward_op(M mode, const ch
   const T* dyp = data_of(dy, op, "dy");
   const impl::pool_geometry g = geometry(op, x_shape, pd);
   check_dy(op, as_view(dy).shape(), output_shape(g, x_shape), x_shape);
-  auto dx = Tensor<T, N>::uninitialized(x_shape);
+  auto dx = Tensor<T, N>::uninitialized(x_shape, op);
   meanpool_backward(mode, g, dyp, dx.data());
   return {std::move(dx)};
 }
@@ -444,21 +491,10 @@ template <operation_mode M, array DY, std::size_t N>
   static_assert(rank_v<DY> == N && N >= 3, "lux::maxpool_backward: dy must have saved's rank");
   constexpr const char* op = "maxpool_backward";
   const T* dyp = data_of(dy, op, "dy");
-  const auto dys = as_view(dy).shape();
   const auto& xs = saved.x_shape;
-  require<shape_error>(dys == saved.argmax.shape(), op, ": dy has shape ", dys,
-                       ", expected the shape of the saved argmax ", saved.argmax.shape());
-  bool planes_match = true;
-  for (std::size_t a = N - 2; a < N; ++a) planes_match = planes_match && dys[a] == xs[a];
-  require<shape_error>(planes_match, op, ": dy ", dys, " and x ", xs,
-                       " differ in the channel or batch dimension");
-  impl::pool_geometry g;  // only the plane sizes matter to the scatter
-  for (std::size_t a = 0; a + 2 < N; ++a) {
-    g.in[a] = xs[a];
-    g.out[a] = dys[a];
-  }
-  g.planes = xs[N - 2] * xs[N - 1];
-  auto dx = Tensor<T, N>::uninitialized(xs);
+  const impl::pool_geometry g =
+      scatter_geometry(op, as_view(dy).shape(), saved.argmax.shape(), saved.argmax.data(), xs, "x");
+  auto dx = Tensor<T, N>::uninitialized(xs, op);
   maxpool_backward(mode, g, dyp, saved.argmax.data(), dx.data());
   return {std::move(dx)};
 }
@@ -684,20 +720,13 @@ TensorView<detail::pool::value_t<DY>, detail::pool::rank_v<DY>> maxpool_backward
   const T* dyp = data_of(dy, op, "dy");
   const std::int32_t* ap = data_of(argmax, op, "argmax");
   T* dxp = mutable_data_of(dx, op, "dx");
-  const auto dys = as_view(dy).shape();
   const auto xs = as_view(dx).shape();
-  require<shape_error>(dys == as_view(argmax).shape(), op, ": dy has shape ", dys,
-                       ", expected the shape of argmax ", as_view(argmax).shape());
-  require<shape_error>(dys[N - 2] == xs[N - 2] && dys[N - 1] == xs[N - 1], op, ": dy ", dys,
-                       " and dx ", xs, " differ in the channel or batch dimension");
+  const impl::pool_geometry g =
+      scatter_geometry(op, as_view(dy).shape(), as_view(argmax).shape(), ap, xs, "dx");
   check_disjoint(op, dxp, sizeof(T) * as_view(dx).numel(), "dx", dyp,
                  sizeof(T) * as_view(dy).numel(), "dy");
-  impl::pool_geometry g;
-  for (std::size_t a = 0; a + 2 < N; ++a) {
-    g.in[a] = xs[a];
-    g.out[a] = dys[a];
-  }
-  g.planes = xs[N - 2] * xs[N - 1];
+  check_disjoint(op, dxp, sizeof(T) * as_view(dx).numel(), "dx", ap, 4 * as_view(argmax).numel(),
+                 "argmax");
   maxpool_backward(mode, g, dyp, ap, dxp);
   return TensorView<T, N>(dxp, xs);
 }

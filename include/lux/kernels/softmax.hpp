@@ -139,7 +139,7 @@ template <operation_mode M, array X>
   check_array_type<X>();
   const auto xv = as_view(x);
   const auto g = plan("softmax", xv.shape(), dim);
-  auto y = tensor_t<X>::uninitialized(xv.shape());
+  auto y = tensor_t<X>::uninitialized(xv.shape(), "softmax");
   using impl::softmax_forward;
   softmax_forward(mode, g, xv.data(), y.data());
   return y;
@@ -156,7 +156,7 @@ template <operation_mode M, array X>
   check_array_type<X>();
   const auto xv = as_view(x);
   const auto g = plan("logsoftmax", xv.shape(), dim);
-  auto y = tensor_t<X>::uninitialized(xv.shape());
+  auto y = tensor_t<X>::uninitialized(xv.shape(), "logsoftmax");
   using impl::logsoftmax_forward;
   logsoftmax_forward(mode, g, xv.data(), y.data());
   return y;
@@ -173,7 +173,7 @@ template <operation_mode M, array X>
   check_array_type<X>();
   const auto xv = as_view(x);
   const auto g = plan("logsumexp", xv.shape(), dim);
-  auto l = tensor_t<X>::uninitialized(reduced_shape(xv.shape(), dim));
+  auto l = tensor_t<X>::uninitialized(reduced_shape(xv.shape(), dim), "logsumexp");
   using impl::logsumexp_forward;
   logsumexp_forward(mode, g, xv.data(), l.data());
   return l;
@@ -201,7 +201,7 @@ softmax_backward(M mode, const DY& dy, const Y& y, index_t dim = 0) {
   const auto yv = as_view(y);
   check_same_shape("softmax_backward", "dy", dyv.shape(), "y", yv.shape());
   const auto g = plan("softmax_backward", yv.shape(), dim);
-  auto dx = tensor_t<DY>::uninitialized(yv.shape());
+  auto dx = tensor_t<DY>::uninitialized(yv.shape(), "softmax_backward");
   using impl::softmax_backward;
   softmax_backward(mode, g, dyv.data(), yv.data(), dx.data());
   return {std::move(dx)};
@@ -225,7 +225,7 @@ logsoftmax_backward(M mode, const DY& dy, const Y& y, index_t dim = 0) {
   const auto yv = as_view(y);
   check_same_shape("logsoftmax_backward", "dy", dyv.shape(), "y", yv.shape());
   const auto g = plan("logsoftmax_backward", yv.shape(), dim);
-  auto dx = tensor_t<DY>::uninitialized(yv.shape());
+  auto dx = tensor_t<DY>::uninitialized(yv.shape(), "logsoftmax_backward");
   using impl::logsoftmax_backward;
   logsoftmax_backward(mode, g, dyv.data(), yv.data(), dx.data());
   return {std::move(dx)};
@@ -255,7 +255,7 @@ logsumexp_backward(M mode, const DL& dl, const X& x, const L& l, index_t dim = 0
   const auto rs = reduced_shape(xv.shape(), dim);
   check_same_shape("logsumexp_backward", "l", lv.shape(), "logsumexp(x, dim)", rs);
   check_same_shape("logsumexp_backward", "dl", dlv.shape(), "logsumexp(x, dim)", rs);
-  auto dx = tensor_t<X>::uninitialized(xv.shape());
+  auto dx = tensor_t<X>::uninitialized(xv.shape(), "logsumexp_backward");
   using impl::logsumexp_backward;
   logsumexp_backward(mode, g, dlv.data(), xv.data(), lv.data(), dx.data());
   return {std::move(dx)};

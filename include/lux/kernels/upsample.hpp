@@ -142,14 +142,21 @@ shape_t<N - 2> spatial_of(const shape_t<N>& s) {
   return out;
 }
 
-/// dy must equal x_shape in the channel and batch dimensions.
+/// Whether `big` is a nearest-neighbour upsampling of `small` along one dimension: a positive
+/// multiple of it, or both 0 (an empty dimension stays empty at any scale).
+inline bool nearest_multiple(index_t big, index_t small) {
+  return small >= 1 ? big >= small && big % small == 0 : small == 0 && big == 0;
+}
+
+/// The output (`out_name`: y or dy) must equal the input (`in_name`: x or dx) in the channel and
+/// batch dimensions; both shapes must be valid (x_shape may be a value).
 template <std::size_t N>
-void check_planes(const char* op, const shape_t<N>& dys, const shape_t<N>& xs) {
-  require<shape_error>(dys[N - 2] == xs[N - 2] && dys[N - 1] == xs[N - 1], op, ": dy ", dys,
-                       " and x ", xs, " differ in the channel or batch dimension");
-  for (std::size_t a = 0; a < N; ++a)
-    require<shape_error>(xs[a] >= 0 && dys[a] >= 0, op, ": negative size in dy ", dys, " or x ",
-                         xs);
+void check_planes(const char* op, const shape_t<N>& out, const shape_t<N>& in,
+                  const char* out_name = "dy", const char* in_name = "x") {
+  shape_numel(out, op);
+  shape_numel(in, op);
+  require<shape_error>(out[N - 2] == in[N - 2] && out[N - 1] == in[N - 1], op, ": ", out_name, " ",
+                       out, " and ", in_name, " ", in, " differ in the channel or batch dimension");
 }
 
 /// Output shape of a linear upsampling from real scales (⌊scale·in⌋, scale ≥ 1).
@@ -161,8 +168,9 @@ shape_t<N> linear_shape_from_scale(const char* op, const shape_t<N>& xs,
     require<shape_error>(scale[a] >= 1 && std::isfinite(scale[a]), op,
                          ": scale must be finite and >= 1 in every spatial dimension, got ",
                          scale[a], " for spatial dimension ", a, " of x ", xs);
-    ys[a] = static_cast<index_t>(std::floor(scale[a] * static_cast<double>(xs[a])));
+    ys[a] = checked_floor(scale[a] * static_cast<double>(xs[a]), op, "the output size scale·in");
   }
+  shape_numel(ys, op);
   return ys;
 }
 
@@ -184,7 +192,8 @@ Tensor<value_t<X>, rank_v<X>> linear_forward(M mode, const char* op, const X& x,
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
   check_linear_sizes(op, xs, ys);
-  auto y = Tensor<T, N>::uninitialized(ys);
+  auto y = Tensor<T, N>::uninitialized(ys, op);
+  if (y.numel() == 0) return y;  // no planes: nothing to do, however large the spatial sizes
   if constexpr (N == 4)
     upsample_bilinear(mode, xp, xs, y.data(), ys, align_corners);
   else
@@ -202,7 +211,8 @@ upsample_gradients<value_t<DY>, rank_v<DY>> linear_backward(M mode, const char* 
   const auto dys = as_view(dy).shape();
   check_planes(op, dys, x_shape);
   check_linear_sizes(op, x_shape, dys);
-  auto dx = Tensor<T, N>::uninitialized(x_shape);
+  auto dx = Tensor<T, N>::uninitialized(x_shape, op);
+  if (dx.numel() == 0) return {std::move(dx)};
   if constexpr (N == 4)
     upsample_bilinear_backward(mode, dyp, dys, dx.data(), x_shape, align_corners);
   else
@@ -230,9 +240,9 @@ template <operation_mode M, array X>
   for (std::size_t a = 0; a + 2 < N; ++a) {
     require<shape_error>(scale[a] >= 1, op, ": scale ", scale,
                          " must be >= 1 in every spatial dimension (x ", xs, ")");
-    ys[a] = xs[a] * scale[a];
+    ys[a] = checked_mul(xs[a], scale[a], op, "the output size in·scale");
   }
-  auto y = Tensor<T, N>::uninitialized(ys);
+  auto y = Tensor<T, N>::uninitialized(ys, op);
   if (y.numel() > 0) upsample_nearest(mode, xp, xs, y.data(), ys);
   return y;
 }
@@ -242,7 +252,8 @@ template <array X>
   return upsample_nearest(operation_mode_t<X>{}, x, scale);
 }
 
-/// upsample_nearest to an output size that is a positive multiple of x's spatial size.
+/// upsample_nearest to an output size that is a positive multiple of x's spatial size (0 where x
+/// is empty).
 template <operation_mode M, array X>
 [[nodiscard]] Tensor<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> upsample_nearest(
     M mode, const X& x, const upsample_size<detail::upsample::spatial_v<X>>& size) {
@@ -251,10 +262,10 @@ template <operation_mode M, array X>
   const auto xs = as_view(x).shape();
   shape_t<S> scale{};
   for (std::size_t a = 0; a < S; ++a) {
-    require<shape_error>(xs[a] >= 1 && size.value[a] >= xs[a] && size.value[a] % xs[a] == 0,
+    require<shape_error>(detail::upsample::nearest_multiple(size.value[a], xs[a]),
                          "upsample_nearest: output size ", size.value,
                          " must be a positive multiple of the spatial size of x ", xs);
-    scale[a] = size.value[a] / xs[a];
+    scale[a] = xs[a] == 0 ? 1 : size.value[a] / xs[a];
   }
   return upsample_nearest(mode, x, scale);
 }
@@ -278,9 +289,9 @@ upsample_nearest_backward(M mode, const DY& dy,
   const auto dys = as_view(dy).shape();
   check_planes(op, dys, x_shape);
   for (std::size_t a = 0; a + 2 < N; ++a)
-    require<shape_error>(x_shape[a] >= 1 && dys[a] >= x_shape[a] && dys[a] % x_shape[a] == 0, op,
-                         ": dy ", dys, " is not an integer upsampling of x ", x_shape);
-  auto dx = Tensor<T, N>::uninitialized(x_shape);
+    require<shape_error>(nearest_multiple(dys[a], x_shape[a]), op, ": dy ", dys,
+                         " is not an integer upsampling of x ", x_shape);
+  auto dx = Tensor<T, N>::uninitialized(x_shape, op);
   if (dx.numel() > 0) upsample_nearest_backward(mode, dyp, dys, dx.data(), x_shape);
   return {std::move(dx)};
 }
@@ -388,12 +399,41 @@ template <array DY>
 // =================================================================================================
 
 namespace detail::upsample {
+/// r^d for d = N − 2 spatial dimensions (argument_error for r < 1, shape_error on overflow).
 template <std::size_t N>
 index_t shuffle_factor(const char* op, index_t r) {
   require<argument_error>(r >= 1, op, ": r must be >= 1, got ", r);
   index_t rd = 1;
-  for (std::size_t a = 0; a + 2 < N; ++a) rd *= r;
+  for (std::size_t a = 0; a + 2 < N; ++a) rd = checked_mul(rd, r, op, "the factor r^d");
   return rd;
+}
+/// The shape of pixel_shuffle(x, r): (r·spatial..., C ÷ r^d, B) (shape_error when C is not a
+/// multiple of r^d or a size overflows).
+template <std::size_t N>
+shape_t<N> shuffled_shape(const char* op, const shape_t<N>& xs, index_t r) {
+  const index_t rd = shuffle_factor<N>(op, r);
+  shape_numel(xs, op);
+  require<shape_error>(xs[N - 2] % rd == 0, op, ": x ", xs, " has ", xs[N - 2],
+                       " channels, not divisible by r^", N - 2, " = ", rd);
+  shape_t<N> ys = xs;
+  for (std::size_t a = 0; a + 2 < N; ++a) ys[a] = checked_mul(xs[a], r, op, "the output size r·in");
+  ys[N - 2] = xs[N - 2] / rd;
+  shape_numel(ys, op);
+  return ys;
+}
+/// The shape of pixel_shuffle_backward(dy, r): (spatial/r..., C·r^d, B).
+template <std::size_t N>
+shape_t<N> unshuffled_shape(const char* op, const shape_t<N>& dys, index_t r) {
+  const index_t rd = shuffle_factor<N>(op, r);
+  shape_t<N> xs = dys;
+  for (std::size_t a = 0; a + 2 < N; ++a) {
+    require<shape_error>(dys[a] % r == 0, op, ": dy ", dys,
+                         " has a spatial size not divisible by r = ", r);
+    xs[a] = dys[a] / r;
+  }
+  xs[N - 2] = checked_mul(dys[N - 2], rd, op, "the input channels C·r^d");
+  shape_numel(xs, op);
+  return xs;
 }
 }  // namespace detail::upsample
 
@@ -408,13 +448,8 @@ template <operation_mode M, array X>
   constexpr const char* op = "pixel_shuffle";
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
-  const index_t rd = shuffle_factor<N>(op, r);
-  require<shape_error>(xs[N - 2] % rd == 0, op, ": x ", xs, " has ", xs[N - 2],
-                       " channels, not divisible by r^", N - 2, " = ", rd);
-  shape_t<N> ys = xs;
-  for (std::size_t a = 0; a + 2 < N; ++a) ys[a] = xs[a] * r;
-  ys[N - 2] = xs[N - 2] / rd;
-  auto y = Tensor<T, N>::uninitialized(ys);
+  const shape_t<N> ys = shuffled_shape(op, xs, r);
+  auto y = Tensor<T, N>::uninitialized(ys, op);
   if (y.numel() > 0) pixel_shuffle(mode, xp, xs, r, y.data());
   return y;
 }
@@ -434,15 +469,8 @@ pixel_shuffle_backward(M mode, const DY& dy, index_t r) {
   constexpr const char* op = "pixel_shuffle_backward";
   const T* dyp = data_of(dy, op, "dy");
   const auto dys = as_view(dy).shape();
-  const index_t rd = shuffle_factor<N>(op, r);
-  shape_t<N> xs = dys;
-  for (std::size_t a = 0; a + 2 < N; ++a) {
-    require<shape_error>(dys[a] % r == 0, op, ": dy ", dys,
-                         " has a spatial size not divisible by r = ", r);
-    xs[a] = dys[a] / r;
-  }
-  xs[N - 2] = dys[N - 2] * rd;
-  auto dx = Tensor<T, N>::uninitialized(xs);
+  const shape_t<N> xs = unshuffled_shape(op, dys, r);
+  auto dx = Tensor<T, N>::uninitialized(xs, op);
   if (dx.numel() > 0) pixel_shuffle_backward(mode, dyp, xs, r, dx.data());
   return {std::move(dx)};
 }
@@ -464,8 +492,7 @@ template <std::size_t N>
 void check_nearest_shapes(const char* op, const shape_t<N>& big, const shape_t<N>& small,
                           const char* big_name, const char* small_name) {
   bool ok = big[N - 2] == small[N - 2] && big[N - 1] == small[N - 1];
-  for (std::size_t a = 0; a + 2 < N; ++a)
-    ok = ok && small[a] >= 1 && big[a] >= small[a] && big[a] % small[a] == 0;
+  for (std::size_t a = 0; a + 2 < N; ++a) ok = ok && nearest_multiple(big[a], small[a]);
   require<shape_error>(ok, op, ": ", big_name, " ", big, " is not an integer upsampling of ",
                        small_name, " ", small);
 }
@@ -531,9 +558,10 @@ TensorView<value_t<X>, rank_v<X>> linear_forward_into(M mode, const char* op, Y&
   T* yp = mutable_data_of(y, op, "y");
   const auto xs = as_view(x).shape();
   const auto ys = as_view(y).shape();
-  check_planes(op, ys, xs);
+  check_planes(op, ys, xs, "y", "x");
   check_linear_sizes(op, xs, ys);
   check_disjoint(op, y, x);
+  if (as_view(y).numel() == 0) return TensorView<T, N>(yp, ys);
   if constexpr (N == 4)
     upsample_bilinear(mode, xp, xs, yp, ys, align_corners);
   else
@@ -551,9 +579,10 @@ TensorView<value_t<DY>, rank_v<DY>> linear_backward_into(M mode, const char* op,
   T* dxp = mutable_data_of(dx, op, "dx");
   const auto dys = as_view(dy).shape();
   const auto xs = as_view(dx).shape();
-  check_planes(op, dys, xs);
+  check_planes(op, dys, xs, "dy", "dx");
   check_linear_sizes(op, xs, dys);
   check_disjoint(op, dx, dy);
+  if (as_view(dx).numel() == 0) return TensorView<T, N>(dxp, xs);
   if constexpr (N == 4)
     upsample_bilinear_backward(mode, dyp, dys, dxp, xs, align_corners);
   else
@@ -632,12 +661,7 @@ TensorView<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> pixel_shuf
   const T* xp = data_of(x, op, "x");
   T* yp = mutable_data_of(y, op, "y");
   const auto xs = as_view(x).shape();
-  const index_t rd = shuffle_factor<N>(op, r);
-  require<shape_error>(xs[N - 2] % rd == 0, op, ": x ", xs, " has ", xs[N - 2],
-                       " channels, not divisible by r^", N - 2, " = ", rd);
-  shape_t<N> ys = xs;
-  for (std::size_t a = 0; a + 2 < N; ++a) ys[a] = xs[a] * r;
-  ys[N - 2] = xs[N - 2] / rd;
+  const shape_t<N> ys = shuffled_shape(op, xs, r);
   require<shape_error>(as_view(y).shape() == ys, op, ": y has shape ", as_view(y).shape(),
                        ", expected ", ys, " for x ", xs, " and r = ", r);
   check_disjoint(op, y, x);
@@ -662,14 +686,7 @@ TensorView<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>> pixel_sh
   const T* dyp = data_of(dy, op, "dy");
   T* dxp = mutable_data_of(dx, op, "dx");
   const auto dys = as_view(dy).shape();
-  const index_t rd = shuffle_factor<N>(op, r);
-  shape_t<N> xs = dys;
-  for (std::size_t a = 0; a + 2 < N; ++a) {
-    require<shape_error>(dys[a] % r == 0, op, ": dy ", dys,
-                         " has a spatial size not divisible by r = ", r);
-    xs[a] = dys[a] / r;
-  }
-  xs[N - 2] = dys[N - 2] * rd;
+  const shape_t<N> xs = unshuffled_shape(op, dys, r);
   require<shape_error>(as_view(dx).shape() == xs, op, ": dx has shape ", as_view(dx).shape(),
                        ", expected ", xs, " for dy ", dys, " and r = ", r);
   check_disjoint(op, dx, dy);

@@ -168,11 +168,11 @@ shape_t<S> spatial(const shape_t<N>& s) {
 /// Lux's calc_padding resolved to (lo₁, hi₁, …): SamePad through the kernel's same_padding.
 template <std::size_t S>
 std::array<index_t, 2 * S> resolve_pad(const pad_arg<S>& p, const shape_t<S>& kernel,
-                                       const shape_t<S>& dilation) {
+                                       const shape_t<S>& dilation, const char* op) {
   if (p.kind != pad_arg<S>::form::same) return p.lo_hi;
   std::array<index_t, 2 * S> r{};
   for (std::size_t d = 0; d < S; ++d)
-    std::tie(r[2 * d], r[2 * d + 1]) = same_padding(kernel[d], dilation[d]);
+    std::tie(r[2 * d], r[2 * d + 1]) = same_padding(kernel[d], dilation[d], op);
   return r;
 }
 
@@ -268,9 +268,9 @@ struct conv_base {
         require<argument_error>(keff[d] >= 1, p, ": SamePad needs stride <= kernel size, got ",
                                 "stride ", s, ", kernel ", kernel_size);
       }
-      pad = resolve_pad(pad_given, keff, dil);
+      pad = resolve_pad(pad_given, keff, dil, p.c_str());
     } else {
-      pad = resolve_pad(pad_given, kernel_size, dil);
+      pad = resolve_pad(pad_given, kernel_size, dil, p.c_str());
     }
     for (auto e : pad) require<argument_error>(e >= 0, p, ": padding must be >= 0");
     pad_display = pad_string(pad_given, pad);
@@ -409,8 +409,8 @@ struct Conv : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit> {
     static_assert(N == S + 2, "lux::Conv: the input must have rank S + 2 (spatial..., C, B)");
     this->check_channels(in);
     const auto [lo, hi] = this->cdims.padding(this->kernel_size);
-    const shape_t<S> o =
-        this->cdims.output_size(detail::conv_layer::spatial<S>(in), this->kernel_size);
+    const shape_t<S> o = this->cdims.output_size(detail::conv_layer::spatial<S>(in),
+                                                 this->kernel_size, this->prefix().c_str());
     shape_t<N> out = in;
     for (std::size_t d = 0; d < S; ++d) {
       require<shape_error>(o[d] >= 1, this->prefix(), ": the kernel ", this->kernel_size,
@@ -517,8 +517,8 @@ struct ConvTranspose : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit
     static_assert(N == S + 2,
                   "lux::ConvTranspose: the input must have rank S + 2 (spatial..., C, B)");
     this->check_channels(in);
-    const shape_t<S> o = this->cdims.transpose_output_size(detail::conv_layer::spatial<S>(in),
-                                                           this->kernel_size, outpad);
+    const shape_t<S> o = this->cdims.transpose_output_size(
+        detail::conv_layer::spatial<S>(in), this->kernel_size, outpad, this->prefix().c_str());
     shape_t<N> out = in;
     for (std::size_t d = 0; d < S; ++d) {
       require<shape_error>(o[d] >= 1, this->prefix(), ": the output of input ", in,
@@ -552,8 +552,8 @@ struct ConvTranspose : detail::conv_layer::conv_base<S, F, UseBias, WInit, BInit
         [&](const auto&... a) {
           return fused_conv_transpose_bias_activation_forward(a..., this->cdims, outpad);
         },
-        [cd = this->cdims](const auto&... a) {
-          return fused_conv_transpose_bias_activation_backward(a..., cd);
+        [cd = this->cdims, op = outpad](const auto&... a) {
+          return fused_conv_transpose_bias_activation_backward(a..., cd, op);
         });
   }
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <ostream>
+#include <type_traits>
 #include <utility>
 
 #include "lux/core/activations.hpp"
@@ -96,11 +97,12 @@ struct Dense {
     const auto w = weight_of(ps);
     const auto b = bias_of(ps);
     auto back = [self = *this, x2 = std::move(x2), y_saved = std::move(y_saved),
-                 saved = std::move(saved), w, b, xshape](const auto& dy) {
+                 saved = std::move(saved), w, b, xshape, yshape](const auto& dy) {
       const auto dyv = as_view(dy);
-      require<shape_error>(dyv.numel() == y_numel(self.out_dims, x2), "Dense ", self.in_dims,
-                           " => ", self.out_dims, ": the output gradient has shape ", dyv.shape(),
-                           ", expected ", x2.size(1), " columns of ", self.out_dims);
+      static_assert(std::remove_cvref_t<decltype(dyv)>::rank == N,
+                    "lux::Dense: the output gradient must have the rank of the output");
+      require<shape_error>(dyv.shape() == yshape, "Dense ", self.in_dims, " => ", self.out_dims,
+                           ": the output gradient has shape ", dyv.shape(), ", expected ", yshape);
       auto dy2 = dyv.reshape(self.out_dims, -1);
       auto g = [&] {
         if constexpr (keep_y)
@@ -154,10 +156,6 @@ struct Dense {
       return as_view(ps.template get<"bias">());
     else
       return none;
-  }
-  template <class X2>
-  static index_t y_numel(index_t out, const X2& x2) {
-    return out * x2.size(1);
   }
 };
 

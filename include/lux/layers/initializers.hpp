@@ -56,6 +56,12 @@ constexpr std::pair<double, double> fan_in_out(const shape_t<N>& shape) {
 }
 
 namespace detail {
+/// argument_error unless the initializer parameter `v` is finite (a NaN or infinite gain, bound or
+/// moment would fill the weights with NaN or ±∞).
+inline void check_finite(const char* init, const char* name, double v) {
+  require<argument_error>(std::isfinite(v), init, ": ", name, " must be finite, got ", v);
+}
+
 template <class T, std::size_t N, class F>
 Tensor<T, N> init_from_uniform(rng& r, const shape_t<N>& shape, F&& transform) {
   auto t = Tensor<T, N>::uninitialized(shape);
@@ -146,8 +152,13 @@ struct uniform_range {
   double lo = -1, hi = 1;
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
+    detail::check_finite(name, "lo", lo);
+    detail::check_finite(name, "hi", hi);
     require<argument_error>(lo <= hi, "uniform_range: need lo <= hi, got lo = ", lo, ", hi = ", hi);
-    return detail::init_from_uniform<T>(r, shape, [&](double u) { return lo + (hi - lo) * u; });
+    const double span = hi - lo;  // +∞ for bounds near ±DBL_MAX: then lo·(1 − u) + hi·u
+    if (std::isfinite(span))
+      return detail::init_from_uniform<T>(r, shape, [&](double u) { return lo + span * u; });
+    return detail::init_from_uniform<T>(r, shape, [&](double u) { return lo * (1 - u) + hi * u; });
   }
 };
 
@@ -156,6 +167,7 @@ struct glorot_uniform {
   double gain = 1;
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
+    detail::check_finite(name, "gain", gain);
     const auto [fi, fo] = fan_in_out(shape);
     const double scale = gain * std::sqrt(24.0 / (fi + fo));
     return detail::init_from_uniform<T>(r, shape, [&](double u) { return (u - 0.5) * scale; });
@@ -166,6 +178,7 @@ struct glorot_normal {
   double gain = 1;
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
+    detail::check_finite(name, "gain", gain);
     const auto [fi, fo] = fan_in_out(shape);
     const double sigma = gain * std::sqrt(2.0 / (fi + fo));
     return detail::init_from_normal<T>(r, shape, [&](double z) { return z * sigma; });
@@ -176,6 +189,7 @@ struct kaiming_uniform {
   double gain = std::numbers::sqrt2;
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
+    detail::check_finite(name, "gain", gain);
     const double bound = gain * std::sqrt(3.0 / fan_in_out(shape).first);
     return detail::init_from_uniform<T>(r, shape, [&](double u) { return (2 * u - 1) * bound; });
   }
@@ -185,6 +199,7 @@ struct kaiming_normal {
   double gain = std::numbers::sqrt2;
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
+    detail::check_finite(name, "gain", gain);
     const double sigma = gain / std::sqrt(fan_in_out(shape).first);
     return detail::init_from_normal<T>(r, shape, [&](double z) { return z * sigma; });
   }
@@ -195,6 +210,10 @@ struct truncated_normal {
   double mean = 0, std = 1, lo = -2, hi = 2;
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
+    detail::check_finite(name, "mean", mean);
+    detail::check_finite(name, "std", std);
+    detail::check_finite(name, "lo", lo);
+    detail::check_finite(name, "hi", hi);
     require<argument_error>(std > 0 && lo < hi, "truncated_normal: need std > 0 and lo < hi, got ",
                             "std = ", std, ", lo = ", lo, ", hi = ", hi);
     const auto cdf = [](double x) { return 0.5 * (1 + std::erf(x / std::numbers::sqrt2)); };
@@ -215,6 +234,7 @@ struct orthogonal {
   template <class T = float, std::size_t N>
   Tensor<T, N> operator()(rng& r, const shape_t<N>& shape) const {
     static_assert(N >= 2, "lux::orthogonal: the shape needs at least 2 dimensions");
+    detail::check_finite(name, "gain", gain);
     const index_t cols = shape[N - 1];
     const index_t rows = shape_numel(shape, "orthogonal") / std::max<index_t>(cols, 1);
     const index_t m = std::max(rows, cols), n = std::min(rows, cols);

@@ -100,7 +100,7 @@ struct window_pool {
       require<argument_error>(s[d] >= 1, p, ": stride must be >= 1, got ", s);
       require<argument_error>(dil[d] >= 1, p, ": dilation must be >= 1, got ", dil);
     }
-    const auto pad = conv_layer::resolve_pad(o.pad, pdims.window, dil);
+    const auto pad = conv_layer::resolve_pad(o.pad, pdims.window, dil, p.c_str());
     for (auto e : pad) require<argument_error>(e >= 0, p, ": padding must be >= 0");
     pad_display = conv_layer::pad_string(o.pad, pad);
     pdims = pdims.with_stride(s).with_pad_lo_hi(pad).with_dilation(dil);

@@ -131,19 +131,27 @@ struct Upsample {
     static_assert(N >= 3, "lux::Upsample: the input must have rank >= 3 (spatial..., C, B)");
     constexpr std::size_t S = N - 2;
     check_rank<N>(in);
+    const std::string op = prefix();
+    shape_numel(in, op.c_str());
     shape_t<N> out = in;
     if (size.count > 0) {
       for (std::size_t d = 0; d < S; ++d) out[d] = size.value[d];
       if (mode == upsample_mode::nearest)
         for (std::size_t d = 0; d < S; ++d)
-          require<shape_error>(in[d] >= 1 && out[d] % in[d] == 0, prefix(),
+          require<shape_error>(in[d] >= 1 && out[d] % in[d] == 0, op,
                                ": the output size must be a multiple of the input's, got input ",
                                in);
-      return out;
+    } else if (mode == upsample_mode::nearest) {
+      const auto s = int_scales<S>();
+      for (std::size_t d = 0; d < S; ++d)
+        out[d] = checked_mul(in[d], s[d], op.c_str(), "the output size in·scale");
+    } else {
+      const auto s = scales<S>();
+      for (std::size_t d = 0; d < S; ++d)
+        out[d] = checked_floor(s[d] * static_cast<double>(in[d]), op.c_str(),
+                               "the output size scale·in");
     }
-    const auto s = scales<S>();
-    for (std::size_t d = 0; d < S; ++d)
-      out[d] = static_cast<index_t>(std::floor(s[d] * static_cast<double>(in[d])));
+    shape_numel(out, op.c_str());
     return out;
   }
 
@@ -198,8 +206,9 @@ struct Upsample {
         require<argument_error>(std::isfinite(scale.value[i]) && scale.value[i] >= 1,
                                 "Upsample: scale must be finite and >= 1, got ", scale.value[i]);
         require<argument_error>(
-            mode != upsample_mode::nearest || scale.value[i] == std::floor(scale.value[i]),
-            "Upsample(:nearest): the scale must be an integer, got ", scale.value[i]);
+            mode != upsample_mode::nearest || (scale.value[i] == std::floor(scale.value[i]) &&
+                                               scale.value[i] < 9223372036854775808.0),
+            "Upsample(:nearest): the scale must be an integer (below 2^63), got ", scale.value[i]);
       }
     }
     for (int i = 0; i < size.count; ++i)
@@ -208,9 +217,12 @@ struct Upsample {
   }
 
   void print_number(std::ostream& os, double v) const {
-    if (scale.integer)
+    // Whole numbers print as integers (2) or Julia floats (2.0); beyond ±2^63 a double does not
+    // convert to long long (undefined behaviour), so those print as doubles.
+    const bool fits = v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+    if (fits && scale.integer)
       os << static_cast<long long>(v);
-    else if (v == std::floor(v))
+    else if (fits && v == std::floor(v))
       os << static_cast<long long>(v) << ".0";
     else
       os << v;
@@ -240,7 +252,8 @@ struct Upsample {
   shape_t<S> int_scales() const {
     shape_t<S> s{};
     const auto r = scales<S>();
-    for (std::size_t d = 0; d < S; ++d) s[d] = static_cast<index_t>(r[d]);
+    for (std::size_t d = 0; d < S; ++d)
+      s[d] = checked_floor(r[d], "Upsample(:nearest)", "the scale");  // whole numbers (validate)
     return s;
   }
   template <std::size_t S>
@@ -315,13 +328,17 @@ struct PixelShuffle {
   template <std::size_t N>
   shape_t<N> output_shape(const shape_t<N>& in) const {
     static_assert(N >= 3, "lux::PixelShuffle: the input must have rank >= 3 (spatial..., C, B)");
+    const std::string op = prefix();
+    shape_numel(in, op.c_str());
     index_t rd = 1;
-    for (std::size_t d = 0; d + 2 < N; ++d) rd *= r;
-    require<shape_error>(in[N - 2] % rd == 0, prefix(), ": expected input channels (dim ", N - 1,
+    for (std::size_t d = 0; d + 2 < N; ++d) rd = checked_mul(rd, r, op.c_str(), "the factor r^d");
+    require<shape_error>(in[N - 2] % rd == 0, op, ": expected input channels (dim ", N - 1,
                          ") divisible by ", rd, ", got ", in);
     shape_t<N> out = in;
-    for (std::size_t d = 0; d + 2 < N; ++d) out[d] = in[d] * r;
+    for (std::size_t d = 0; d + 2 < N; ++d)
+      out[d] = checked_mul(in[d], r, op.c_str(), "the output size r·in");
     out[N - 2] = in[N - 2] / rd;
+    shape_numel(out, op.c_str());
     return out;
   }
 

@@ -78,10 +78,10 @@ struct FlattenLayer {
   auto pullback(const X& x, const PS& ps, const ST& st) const {
     auto [y, st2] = forward(x, ps, st);
     const auto xshape = as_view(x).shape();
-    auto back = [xshape](const auto& dy) {
+    auto back = [xshape, yshape = y.shape()](const auto& dy) {
       const auto dyv = as_view(dy);
-      require<shape_error>(dyv.numel() == shape_numel(xshape), "FlattenLayer: the output gradient ",
-                           "has shape ", dyv.shape(), ", expected ", dyv.numel(), " elements");
+      require<shape_error>(dyv.shape() == yshape, "FlattenLayer: the output gradient has shape ",
+                           dyv.shape(), ", expected ", yshape);
       return gradients{copy(dyv).reshaped(xshape), std::remove_cvref_t<PS>{}};
     };
     return pullback_result{std::move(y), std::move(st2), std::move(back)};
@@ -107,8 +107,8 @@ struct ReshapeLayer {
     shape_t<M + 1> out{};
     for (std::size_t k = 0; k < M; ++k) out[k] = dims[k];
     out[M] = in[N - 1];
-    require<shape_error>(shape_numel(out) == shape_numel(in), short_name(), ": cannot reshape ", in,
-                         " to ", out);
+    require<shape_error>(shape_numel(out, "ReshapeLayer") == shape_numel(in, "ReshapeLayer"),
+                         short_name(), ": cannot reshape ", in, " to ", out);
     return out;
   }
   template <class X, class PS, class ST>

@@ -62,7 +62,8 @@ namespace conv_looped {
 template <class T>
 inline constexpr bool is_real_v = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
-inline index_t cdiv(index_t a, index_t b) { return (a + b - 1) / b; }
+/// ⌈a / b⌉ for a ≥ 0, b > 0 (not (a + b − 1) / b, which overflows for a stride near 2^63).
+inline index_t cdiv(index_t a, index_t b) { return a / b + (a % b != 0); }
 
 /// One thread's GEMM, C (m × n, ldc) (+)= op(A) · op(B) with op(A) m × k and op(B) k × n, all
 /// column-major: A is stored (m × k, lda), or (k × m, lda) when TransA; B is (k × n, ldb), or
@@ -253,12 +254,15 @@ struct tile_plan {
 /// packed copy and the output tile stay in L2 (64 to 256 KiB measured the same within noise on
 /// the benchmark shapes; at least 64 rows so that each GEMM is still efficient), with enough items
 /// (batch × tiles) for every thread.
+/// No pixels (a transposed convolution of an input with an empty spatial dimension): no tiles;
+/// the callers still zero what they write.
 inline tile_plan plan_tiles(index_t P, index_t K, index_t bytes, index_t batch, int threads) {
+  if (P <= 0) return {1, 0};
   constexpr index_t target_bytes = 128 * 1024;
   index_t m = target_bytes / std::max<index_t>(1, K * bytes);
   m = std::max<index_t>(m, 64);
   if (batch < 2 * threads) m = std::min(m, cdiv(P * batch, 2 * threads));
-  m = std::clamp<index_t>((m + 15) / 16 * 16, 16, std::max<index_t>(P, 1));
+  m = std::min<index_t>(std::max<index_t>((m + 15) / 16 * 16, 16), P);  // P < 16: one tile
   index_t tiles = cdiv(P, m);
   m = std::min(P, (cdiv(P, tiles) + 15) / 16 * 16);
   tiles = cdiv(P, m);
@@ -330,7 +334,9 @@ void im2col(const conv_geometry& g, const row_taps& rt, std::conditional_t<Scatt
                 std::fill_n(seg, jlo, T(0));
                 std::fill_n(seg + jhi, run - jhi, T(0));
               }
-              if (s0 == 1) {
+              if (jhi <= jlo) {
+                // No tap of this run reads x (an empty input row): no pointer into it either.
+              } else if (s0 == 1) {
                 if constexpr (Scatter)
                   add_to<Arch>(jhi - jlo, seg + jlo, row + o0 + jlo + off0);
                 else
@@ -433,6 +439,7 @@ void depthwise_forward(const conv_geometry& g, const T* x, const T* w, const T* 
       for (index_t kw0 = 0; kw0 < g.kernel[0]; ++kw0) {
         const auto u = static_cast<std::size_t>(kw0);
         const index_t lo = rt.lo[u], hi = rt.hi[u], off = rt.off[u];
+        if (hi <= lo) continue;  // no output reads this tap (and x may be empty)
         const T wv = wp[wrow + kw0];
         T* yr = yp + orow;
         const T* xr = xp + irow;
@@ -466,6 +473,7 @@ void depthwise_backward_data(const conv_geometry& g, const T* dy, const T* w, T*
         for (index_t kw0 = 0; kw0 < g.kernel[0]; ++kw0) {
           const auto u = static_cast<std::size_t>(kw0);
           const index_t lo = rt.lo[u], hi = rt.hi[u], off = rt.off[u];
+          if (hi <= lo) continue;
           const T wv = wp[wrow + kw0];
           const T* dyr = dyp + orow;
           T* dxr = dxp + irow;

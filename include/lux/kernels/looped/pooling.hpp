@@ -48,7 +48,7 @@ struct column_range {
 };
 inline column_range interior_columns(const pool_geometry& g) {
   const index_t s = g.stride[0], lo = g.pad_lo[0], O = g.out[0];
-  const index_t begin = std::min((lo + s - 1) / s, O);
+  const index_t begin = std::min(lo / s + (lo % s != 0), O);  // ⌈lo / s⌉ without overflow
   const index_t num = g.in[0] - 1 + lo - (g.window[0] - 1) * g.dilation[0];
   const index_t end = num >= 0 ? std::min(num / s + 1, O) : 0;
   return {begin, std::max(begin, end)};
