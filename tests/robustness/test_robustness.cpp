@@ -615,6 +615,19 @@ void elementwise_family(harness& h) {
           "dropout_backward", decide(mb, {widen(xs)}, nx),
           [&] { return describe_args(str(xs), str(mk)); },
           [&] { return shapes(lux::dropout_backward(lux::generic_op{}, x.v, mask.v).dx); });
+      // dropout with a caller-held mask: applied only when training without update_mask, and
+      // then it must have the dropout mask shape.
+      const bool update = r.percent(50);
+      model mm = m;
+      if (training && !update) mm.require(mk == ms);
+      const auto& kept = training && update ? ms : mk;
+      h.check(
+          "dropout(mask)", decide(mm, {widen(xs), widen(kept)}, nx),
+          [&] { return describe_args(desc(), str(mk), update); },
+          [&] {
+            const auto res = lux::dropout(key, x.v, mask.v, p, training, update, 2.0, dims);
+            return shapes(res.y, res.mask);
+          });
     }
     model mp;  // alpha_dropout has no dims
     mp.require(p >= 0 && p <= 1);
@@ -653,6 +666,23 @@ void dense_family(harness& h) {
   const auto d = [&] { return describe_args(str(w.shape()), str(xs), blen); };
   h.check("fused_dense_bias_activation", decide(m, {widen(ys)}, work), d,
           [&] { return shapes(lux::fused_dense_bias_activation(lux::relu{}, w.v, x.v, b.v)); });
+  {  // into a caller's buffer: of y's shape or another, or one inside x
+    const auto os = r.percent(80) ? ys : r.resized(ys);
+    lux::Tensor<float, 2> out(os);
+    model mo = m;
+    mo.require(os == ys);
+    h.check("fused_dense_bias_activation(out)", decide(mo, {widen(ys)}, work), d, [&] {
+      return shapes(lux::fused_dense_bias_activation(lux::relu{}, w.v, x.v, b.v, out.view()));
+    });
+    if (x.v.numel() > 0 && lux::shape_numel(ys) > 0 && lux::shape_numel(ys) <= x.v.numel()) {
+      model ma;
+      ma.require(false);  // out overlaps x
+      h.check("fused_dense_bias_activation(out aliases x)", decide(ma, {}, 0), d, [&] {
+        return shapes(lux::fused_dense_bias_activation(lux::relu{}, w.v, x.v, b.v,
+                                                       lux::view(x.v.data(), ys)));
+      });
+    }
+  }
   if (!m.valid) return;
   auto fwd = lux::fused_dense_bias_activation_forward(lux::gelu{}, w.v, x.v, b.v);
   const auto ds = r.percent(75) ? ys : r.perturbed(ys);
@@ -692,6 +722,14 @@ void matmul_family(harness& h) {
   const auto d = [&] { return describe_args(str(as), str(bs)); };
   h.check("batched_matmul", decide(m, {widen(cs)}, work), d,
           [&] { return shapes(lux::batched_matmul(a.v, opa, b.v, opb)); });
+  if (small(cs)) {  // into a caller's buffer of c's shape or another
+    const auto os = r.percent(80) ? cs : r.resized(cs);
+    lux::Tensor<float, 3> out(os);
+    model mo = m;
+    mo.require(os == cs);
+    h.check("batched_matmul(out)", decide(mo, {widen(cs)}, work), d,
+            [&] { return shapes(lux::batched_matmul(a.v, opa, b.v, opb, out.view())); });
+  }
   const auto dcs = r.percent(75) ? cs : r.perturbed(cs);
   if (!small(dcs)) return;
   auto dc = make_input<3>(r, dcs);
@@ -721,6 +759,25 @@ void embedding_family(harness& h) {
   const auto d = [&] { return describe_args(str(w.shape()), str(is)); };
   h.check("embedding_lookup", decide(m, {widen(ys)}, nonzero_product(ys).first), d,
           [&] { return shapes(lux::embedding_lookup(w.v, idx)); });
+  {  // in place: y of the documented shape or another; dweight of w's shape or another
+    const auto os = r.percent(80) ? ys : r.resized(ys);
+    lux::Tensor<float, 3> y(os);
+    model mo = m;
+    mo.require(os == ys);
+    h.check("embedding_lookup_", decide(mo, {widen(ys)}, nonzero_product(ys).first), d,
+            [&] { return shapes(lux::embedding_lookup_(y, w.v, idx)); });
+    const auto dws = r.percent(80) ? w.shape() : r.resized(w.shape());
+    lux::Tensor<float, 2> dw(dws);
+    model mb;
+    bool fits = true;
+    for (const int e : idx) fits = fits && e >= 0 && e < dws[1];
+    mb.require(os == shape_t<3>{dws[0], is[0], is[1]} && fits);  // y is the dy here
+    h.check(
+        "embedding_lookup_backward_",
+        decide(mb, {widen(dws)}, nonzero_product(dws).first + nonzero_product(ys).first),
+        [&] { return describe_args(d(), str(dws)); },
+        [&] { return shapes(lux::embedding_lookup_backward_(dw, y.view(), idx)); });
+  }
   // Backward into a weight shape given as a value (negative, huge, or too small for an index).
   shape_t<2> ws = w.shape();
   if (r.percent(30))
@@ -1302,6 +1359,17 @@ void pool_family(harness& h) {
             [&] { return shapes(lux::adaptive_maxpool(x.v, os)); });
     h.check("adaptive_meanpool", decide(mad, {ao}, aw), da,
             [&] { return shapes(lux::adaptive_meanpool(lux::generic_op{}, x.v, os)); });
+    if (mad.valid && small(xs)) {  // backward: dy of the adaptive output's shape or another
+      const auto ao_s = to_shape<S>(ao);
+      const auto dys = r.percent(80) ? ao_s : r.resized(ao_s);
+      auto ady = make_input<N>(r, dys);
+      model mab = mad;
+      mab.require(dys == ao_s);
+      h.check("adaptive_maxpool_backward", decide(mab, {widen(xs)}, aw), da,
+              [&] { return shapes(lux::adaptive_maxpool_backward(ady.v, x.v, os).dx); });
+      h.check("adaptive_meanpool_backward", decide(mab, {widen(xs)}, aw), da,
+              [&] { return shapes(lux::adaptive_meanpool_backward(ady.v, xs, os).dx); });
+    }
     model mgl;
     std::vector<wide> go = widen(xs);
     for (std::size_t a = 0; a < S; ++a) {
@@ -1531,6 +1599,17 @@ void shuffle_family(harness& h) {
   }
   h.check("pixel_shuffle_backward", decide(mb, {us}, work), d,
           [&] { return shapes(lux::pixel_shuffle_backward(lux::generic_op{}, x.v, rr).dx); });
+  if (mb.valid && !mb.overflow) {  // in place into dx of the documented shape or another
+    const auto us_s = to_shape<S>(us);
+    const auto ts = r.percent(80) ? us_s : r.resized(us_s);
+    if (small(ts)) {
+      lux::Tensor<float, N> dx(ts);
+      model mi = mb;
+      mi.require(ts == us_s);
+      h.check("pixel_shuffle_backward_", decide(mi, {us}, work), d,
+              [&] { return shapes(lux::pixel_shuffle_backward_(dx, x.v, rr)); });
+    }
+  }
   // In place into y of the documented shape or another.
   if (m.valid && !m.overflow) {
     const auto ys_s = to_shape<S>(ys);
