@@ -8,6 +8,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -16,6 +17,7 @@ namespace impl {
 /// y[i] = f(x[i]) for i in [0, n). `y` may equal `x` (in place).
 template <class T, class F>
 void fast_activation(generic_op, const F& f, const T* x, T* y, index_t n) {
+  LUX_TRACE_KERNEL("generic_op", "fast_activation");
   for (index_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
@@ -24,6 +26,7 @@ void fast_activation(generic_op, const F& f, const T* x, T* y, index_t n) {
 /// `dx` may equal `dy` (in place).
 template <class T, class F>
 void activation_backward(generic_op, const F& f, const T* dy, const T* arg, T* dx, index_t n) {
+  LUX_TRACE_KERNEL("generic_op", "activation_backward");
   for (index_t i = 0; i < n; ++i) dx[i] = dy[i] * f.derivative(arg[i]);
 }
 

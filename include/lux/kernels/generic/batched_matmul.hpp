@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/tensor.hpp"
 
@@ -73,6 +74,7 @@ void scatter_add(TensorView<T, 3> dst, op o, index_t i, index_t p, index_t l, co
 template <class AV, class BV, class T>
 void batched_matmul_kernel(generic_op, const AV& a, op opa, const BV& b, op opb,
                            TensorView<T, 3> c) {
+  LUX_TRACE_KERNEL("generic_op", "batched_matmul_kernel");
   using bmm_generic::op_at;
   const index_t m = c.size(0), n = c.size(1), L = c.size(2);
   const index_t kk = opa == op::none ? a.size(1) : a.size(0);
@@ -92,6 +94,7 @@ void batched_matmul_kernel(generic_op, const AV& a, op opa, const BV& b, op opb,
 template <class DCV, class AV, class BV, class T>
 void batched_matmul_backward_kernel(generic_op, const DCV& dc, const AV& a, op opa, const BV& b,
                                     op opb, TensorView<T, 3> da, TensorView<T, 3> db) {
+  LUX_TRACE_KERNEL("generic_op", "batched_matmul_backward_kernel");
   using bmm_generic::conj_value;
   using bmm_generic::op_at;
   using bmm_generic::scatter_add;

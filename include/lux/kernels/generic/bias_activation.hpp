@@ -8,6 +8,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -17,6 +18,7 @@ namespace impl {
 template <class T, class F>
 void bias_activation(generic_op, const F& f, const T* x, const T* b, T* y, index_t inner, index_t C,
                      index_t outer) {
+  LUX_TRACE_KERNEL("generic_op", "bias_activation");
   for (index_t o = 0; o < outer; ++o)
     for (index_t c = 0; c < C; ++c) {
       const index_t base = inner * (c + C * o);
@@ -34,6 +36,7 @@ void bias_activation(generic_op, const F& f, const T* x, const T* b, T* y, index
 template <class T, class F>
 void bias_activation_backward(generic_op, const F& f, const T* dy, const T* arg, const T* b, T* dx,
                               T* dbias, index_t inner, index_t C, index_t outer) {
+  LUX_TRACE_KERNEL("generic_op", "bias_activation_backward");
   constexpr bool from_output = F::grad == grad_from::output;
   for (index_t c = 0; c < C; ++c) dbias[c] = T(0);
   for (index_t o = 0; o < outer; ++o)

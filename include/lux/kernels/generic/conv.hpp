@@ -28,6 +28,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -69,6 +70,7 @@ struct conv_geometry {
 template <class T, class F>
 void conv_forward(generic_op, const conv_geometry& g, const T* x, const T* w, const T* b,
                   const F& f, T* y, T* z) {
+  LUX_TRACE_KERNEL("generic_op", "conv_forward");
   const index_t Cg = g.cin_per_group(), Og = g.cout_per_group();
   const auto& I = g.in;
   const auto& K = g.kernel;
@@ -116,6 +118,7 @@ void conv_forward(generic_op, const conv_geometry& g, const T* x, const T* w, co
 /// read. dx is overwritten.
 template <class T>
 void conv_backward_data(generic_op, const conv_geometry& g, const T* dy, const T* w, T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "conv_backward_data");
   const index_t Cg = g.cin_per_group(), Og = g.cout_per_group();
   const auto& I = g.in;
   const auto& K = g.kernel;
@@ -158,6 +161,7 @@ void conv_backward_data(generic_op, const conv_geometry& g, const T* dy, const T
 /// dw is overwritten.
 template <class T>
 void conv_backward_filter(generic_op, const conv_geometry& g, const T* x, const T* dy, T* dw) {
+  LUX_TRACE_KERNEL("generic_op", "conv_backward_filter");
   const index_t Cg = g.cin_per_group(), Og = g.cout_per_group();
   const auto& I = g.in;
   const auto& K = g.kernel;
@@ -203,6 +207,7 @@ void conv_backward_filter(generic_op, const conv_geometry& g, const T* x, const 
 /// db[c] = Σ_{p, n} dy[p, c, n] over an array viewed as (pixels, C, batch).
 template <class T>
 void conv_bias_gradient(generic_op, index_t pixels, index_t C, index_t batch, const T* dy, T* db) {
+  LUX_TRACE_KERNEL("generic_op", "conv_bias_gradient");
   for (index_t c = 0; c < C; ++c) db[c] = T(0);
   for (index_t n = 0; n < batch; ++n)
     for (index_t c = 0; c < C; ++c) {
@@ -218,6 +223,7 @@ void conv_bias_gradient(generic_op, index_t pixels, index_t C, index_t batch, co
 template <class T, class F>
 void conv_bias_activation(generic_op, const F& f, index_t pixels, index_t C, index_t batch,
                           const T* a, const T* b, T* y, T* z) {
+  LUX_TRACE_KERNEL("generic_op", "conv_bias_activation");
   index_t idx = 0;
   for (index_t n = 0; n < batch; ++n)
     for (index_t c = 0; c < C; ++c)
@@ -234,6 +240,7 @@ void conv_bias_activation(generic_op, const F& f, index_t pixels, index_t C, ind
 template <class T, class F>
 void conv_activation_backward(generic_op, const F& f, index_t pixels, index_t C, index_t batch,
                               const T* dy, const T* arg, T* dz, T* db) {
+  LUX_TRACE_KERNEL("generic_op", "conv_activation_backward");
   constexpr bool is_identity = activation_traits<F>::is_identity;
   if (db)
     for (index_t c = 0; c < C; ++c) db[c] = T(0);
@@ -259,6 +266,7 @@ void conv_activation_backward(generic_op, const F& f, index_t pixels, index_t C,
 template <class T, class F>
 void conv_transpose_forward(generic_op mode, const conv_geometry& g, const T* x, const T* w,
                             const T* b, const F& f, T* y, T* z) {
+  LUX_TRACE_KERNEL("generic_op", "conv_transpose_forward");
   conv_backward_data(mode, g, x, w, y);
   if (b || z || !activation_traits<F>::is_identity)
     conv_bias_activation(mode, f, g.in_pixels(), g.c_in, g.batch, y, b, y, z);
@@ -269,6 +277,7 @@ void conv_transpose_forward(generic_op mode, const conv_geometry& g, const T* x,
 template <class T, class F>
 void conv_backward(generic_op mode, const conv_geometry& g, const F& f, const T* dy, const T* arg,
                    const T* x, const T* w, T* dx, T* dw, T* db) {
+  LUX_TRACE_KERNEL("generic_op", "conv_backward");
   std::vector<T> dz_store;
   const T* dz = dy;
   if (!activation_traits<F>::is_identity || db) {

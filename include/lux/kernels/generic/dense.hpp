@@ -12,6 +12,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/tensor.hpp"
 
@@ -24,6 +25,7 @@ namespace impl {
 template <class F, class WV, class XV, class T>
 void fused_dense_forward(generic_op, const F& f, const WV& w, const XV& x, const T* b,
                          TensorView<T, 2> y, T* z) {
+  LUX_TRACE_KERNEL("generic_op", "fused_dense_forward");
   const index_t M = w.size(0), K = w.size(1), N = x.size(1);
   for (index_t j = 0; j < N; ++j) {
     T* yj = y.data() + M * j;
@@ -47,6 +49,7 @@ void fused_dense_forward(generic_op, const F& f, const WV& w, const XV& x, const
 template <class F, class DYV, class WV, class XV, class T>
 void fused_dense_backward(generic_op, const F& f, const DYV& dy, const WV& w, const XV& x,
                           const T* arg, TensorView<T, 2> dw, TensorView<T, 2> dx, T* db) {
+  LUX_TRACE_KERNEL("generic_op", "fused_dense_backward");
   const index_t M = w.size(0), K = w.size(1), N = x.size(1);
 
   auto dz = Tensor<T, 2>::uninitialized(shape_t<2>{M, N});

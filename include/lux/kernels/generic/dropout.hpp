@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/random.hpp"
 #include "lux/core/shape.hpp"
@@ -41,6 +42,7 @@ T dropout_threshold(double p) {
 /// (A select, not (u > p) · invp, so that p = 1 with invp = ∞ gives 0, not 0 · ∞ = NaN.)
 template <class T>
 void dropout(generic_op, const rng& r, T threshold, T invp, const T* x, T* y, T* mask, index_t n) {
+  LUX_TRACE_KERNEL("generic_op", "dropout");
   for (index_t i = 0; i < n; ++i) {
     const T u = dropout_uniform<T>(r, static_cast<std::uint64_t>(i));
     const T m = u > threshold ? invp : T(0);
@@ -52,6 +54,7 @@ void dropout(generic_op, const rng& r, T threshold, T invp, const T* x, T* y, T*
 /// mask[i] = u_i > threshold ? invp : 0 for i in [0, n) (the mask alone, for broadcast masks).
 template <class T>
 void dropout_mask(generic_op, const rng& r, T threshold, T invp, T* mask, index_t n) {
+  LUX_TRACE_KERNEL("generic_op", "dropout_mask");
   for (index_t i = 0; i < n; ++i)
     mask[i] = dropout_uniform<T>(r, static_cast<std::uint64_t>(i)) > threshold ? invp : T(0);
 }
@@ -61,6 +64,7 @@ void dropout_mask(generic_op, const rng& r, T threshold, T invp, T* mask, index_
 template <class T, std::size_t N>
 void broadcast_multiply(generic_op, const T* x, const shape_t<N>& xs, const T* m,
                         const shape_t<N>& ms, T* y) {
+  LUX_TRACE_KERNEL("generic_op", "broadcast_multiply");
   // Column-major strides of m, 0 along its broadcast (size-1) dimensions.
   shape_t<N> mstride{};
   index_t acc = 1;
@@ -91,6 +95,7 @@ void broadcast_multiply(generic_op, const T* x, const shape_t<N>& xs, const T* m
 template <class T>
 void alpha_dropout(generic_op, const rng& r, T threshold, T alpha, T A, T B, const T* x, T* y,
                    index_t n) {
+  LUX_TRACE_KERNEL("generic_op", "alpha_dropout");
   const T dropped = A * alpha + B;
   for (index_t i = 0; i < n; ++i) {
     const T u = dropout_uniform<T>(r, static_cast<std::uint64_t>(i));
@@ -103,6 +108,7 @@ void alpha_dropout(generic_op, const rng& r, T threshold, T alpha, T A, T B, con
 template <class T>
 void alpha_dropout_backward(generic_op, const rng& r, T threshold, T A, const T* dy, T* dx,
                             index_t n) {
+  LUX_TRACE_KERNEL("generic_op", "alpha_dropout_backward");
   for (index_t i = 0; i < n; ++i) {
     const T u = dropout_uniform<T>(r, static_cast<std::uint64_t>(i));
     dx[i] = u > threshold ? A * dy[i] : T(0);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -12,6 +13,7 @@ namespace impl {
 /// y[:, j] = weight[:, idx[j]] for j < n; weight is (out, in) column-major.
 template <class T, class I>
 void embedding_lookup(generic_op, const T* weight, index_t out, const I* idx, index_t n, T* y) {
+  LUX_TRACE_KERNEL("generic_op", "embedding_lookup");
   for (index_t j = 0; j < n; ++j) {
     const T* col = weight + static_cast<index_t>(idx[j]) * out;
     for (index_t f = 0; f < out; ++f) y[j * out + f] = col[f];
@@ -22,6 +24,7 @@ void embedding_lookup(generic_op, const T* weight, index_t out, const I* idx, in
 template <class T, class I>
 void embedding_lookup_backward(generic_op, const T* dy, index_t out, const I* idx, index_t n,
                                T* dweight, index_t in) {
+  LUX_TRACE_KERNEL("generic_op", "embedding_lookup_backward");
   for (index_t i = 0; i < out * in; ++i) dweight[i] = T(0);
   for (index_t j = 0; j < n; ++j) {
     T* col = dweight + static_cast<index_t>(idx[j]) * out;

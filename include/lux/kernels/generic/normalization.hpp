@@ -35,6 +35,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -106,6 +107,7 @@ T norm_dz(const F& sigma, T dy, T z, const T* y, index_t i) {
 /// Mean and biased variance of every statistics group (shifted two-pass).
 template <class T>
 void normalization_statistics(generic_op, const norm_layout& L, const T* x, T* mean, T* var) {
+  LUX_TRACE_KERNEL("generic_op", "normalization_statistics");
   using acc = norm_accumulator_t<T>;
   const acc n = static_cast<acc>(L.group_size());
   for (index_t k = 0; k < L.num_groups(); ++k) {
@@ -130,6 +132,7 @@ void normalization_statistics(generic_op, const norm_layout& L, const T* x, T* m
 template <class T, class F>
 void normalization_apply(generic_op, const norm_layout& L, const T* x, T* y, norm_affine<T> aff,
                          const F& sigma, const T* mean, const T* inv_std) {
+  LUX_TRACE_KERNEL("generic_op", "normalization_apply");
   for (index_t b = 0; b < L.B; ++b) {
     for (index_t c = 0; c < L.C; ++c) {
       const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
@@ -147,6 +150,7 @@ template <class T, class F>
 void normalization_forward(generic_op mode, const norm_layout& L, const T* x, T* y,
                            norm_affine<T> aff, const F& sigma, T epsilon, T* mean, T* var,
                            T* inv_std) {
+  LUX_TRACE_KERNEL("generic_op", "normalization_forward");
   using std::sqrt;
   normalization_statistics(mode, L, x, mean, var);
   for (index_t k = 0; k < L.num_groups(); ++k) inv_std[k] = T(1) / sqrt(var[k] + epsilon);
@@ -160,6 +164,7 @@ template <class T, class F>
 void normalization_backward(generic_op, const norm_layout& L, const T* dy, const T* x, const T* y,
                             norm_affine<T> aff, const F& sigma, const T* mean, const T* inv_std,
                             bool batch_statistics, T* dx, bool affine_grads, T* dscale, T* dbias) {
+  LUX_TRACE_KERNEL("generic_op", "normalization_backward");
   using acc = norm_accumulator_t<T>;
   const auto G = static_cast<std::size_t>(L.num_groups());
   const auto A = static_cast<std::size_t>(affine_grads ? L.affine_size() : 0);

@@ -23,6 +23,7 @@
 #include <limits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -69,6 +70,7 @@ bool max_pool_takes(const T& v, const T& m) {
 /// tap, −1 for a window of padding only.
 template <class T>
 void maxpool(generic_op, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
+  LUX_TRACE_KERNEL("generic_op", "maxpool");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   for (index_t p = 0; p < g.planes; ++p) {
     const T* xp = x + p * in_plane;
@@ -105,6 +107,7 @@ void maxpool(generic_op, const pool_geometry& g, const T* x, T* y, std::int32_t*
 template <class T>
 void maxpool_backward(generic_op, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
                       T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "maxpool_backward");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   for (index_t i = 0; i < g.planes * in_plane; ++i) dx[i] = T(0);
   for (index_t p = 0; p < g.planes; ++p)
@@ -115,6 +118,7 @@ void maxpool_backward(generic_op, const pool_geometry& g, const T* dy, const std
 /// y = (sum of the in-bounds taps of each window) / (k0·k1·k2).
 template <class T>
 void meanpool(generic_op, const pool_geometry& g, const T* x, T* y) {
+  LUX_TRACE_KERNEL("generic_op", "meanpool");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   const T count = static_cast<T>(g.window_size());
   for (index_t p = 0; p < g.planes; ++p) {
@@ -145,6 +149,7 @@ void meanpool(generic_op, const pool_geometry& g, const T* x, T* y) {
 /// dx = 0, then dx[tap] += dy[o] / (k0·k1·k2) for every in-bounds tap of every window.
 template <class T>
 void meanpool_backward(generic_op, const pool_geometry& g, const T* dy, T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "meanpool_backward");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   const T count = static_cast<T>(g.window_size());
   for (index_t i = 0; i < g.planes * in_plane; ++i) dx[i] = T(0);

@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 
 LUX_NAMESPACE_BEGIN
@@ -91,6 +92,7 @@ T logsumexp(const T* x, index_t n, index_t stride) {
 /// y = softmax(x) along the reduced dimension.
 template <class T>
 void softmax_forward(generic_op, const softmax_geometry& g, const T* x, T* y) {
+  LUX_TRACE_KERNEL("generic_op", "softmax_forward");
   for (index_t o = 0; o < g.outer; ++o)
     for (index_t i = 0; i < g.inner; ++i) {
       const index_t base = i + g.inner * g.n * o;
@@ -101,6 +103,7 @@ void softmax_forward(generic_op, const softmax_geometry& g, const T* x, T* y) {
 /// y = logsoftmax(x) along the reduced dimension.
 template <class T>
 void logsoftmax_forward(generic_op, const softmax_geometry& g, const T* x, T* y) {
+  LUX_TRACE_KERNEL("generic_op", "logsoftmax_forward");
   for (index_t o = 0; o < g.outer; ++o)
     for (index_t i = 0; i < g.inner; ++i) {
       const index_t base = i + g.inner * g.n * o;
@@ -111,6 +114,7 @@ void logsoftmax_forward(generic_op, const softmax_geometry& g, const T* x, T* y)
 /// lse[i + inner·o] = log Σ_c exp(x[i, c, o]).
 template <class T>
 void logsumexp_forward(generic_op, const softmax_geometry& g, const T* x, T* lse) {
+  LUX_TRACE_KERNEL("generic_op", "logsumexp_forward");
   for (index_t o = 0; o < g.outer; ++o)
     for (index_t i = 0; i < g.inner; ++i)
       lse[i + g.inner * o] = softmax_slice::logsumexp(x + i + g.inner * g.n * o, g.n, g.inner);
@@ -119,6 +123,7 @@ void logsumexp_forward(generic_op, const softmax_geometry& g, const T* x, T* lse
 /// dx = y .* (dy .- Σ_c dy .* y).
 template <class T>
 void softmax_backward(generic_op, const softmax_geometry& g, const T* dy, const T* y, T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "softmax_backward");
   for (index_t o = 0; o < g.outer; ++o)
     for (index_t i = 0; i < g.inner; ++i) {
       const index_t base = i + g.inner * g.n * o;
@@ -134,6 +139,7 @@ void softmax_backward(generic_op, const softmax_geometry& g, const T* dy, const 
 /// dx = dy .- exp.(y) .* Σ_c dy.
 template <class T>
 void logsoftmax_backward(generic_op, const softmax_geometry& g, const T* dy, const T* y, T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "logsoftmax_backward");
   using std::exp;
   for (index_t o = 0; o < g.outer; ++o)
     for (index_t i = 0; i < g.inner; ++i) {
@@ -151,6 +157,7 @@ void logsoftmax_backward(generic_op, const softmax_geometry& g, const T* dy, con
 template <class T>
 void logsumexp_backward(generic_op, const softmax_geometry& g, const T* dlse, const T* x,
                         const T* lse, T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "logsumexp_backward");
   using std::exp;
   for (index_t o = 0; o < g.outer; ++o)
     for (index_t c = 0; c < g.n; ++c)

@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/shape.hpp"
 
@@ -25,6 +26,7 @@ namespace impl {
 /// the channel and batch dimensions).
 template <class T, std::size_t N>
 void upsample_nearest(generic_op, const T* x, const shape_t<N>& xs, T* y, const shape_t<N>& ys) {
+  LUX_TRACE_KERNEL("generic_op", "upsample_nearest");
   const shape_t<N> xstride = column_major_strides(xs);
   index_t n = 1;
   for (std::size_t d = 0; d < N; ++d) n *= ys[d];
@@ -44,6 +46,7 @@ void upsample_nearest(generic_op, const T* x, const shape_t<N>& xs, T* y, const 
 template <class T, std::size_t N>
 void upsample_nearest_backward(generic_op, const T* dy, const shape_t<N>& ys, T* dx,
                                const shape_t<N>& xs) {
+  LUX_TRACE_KERNEL("generic_op", "upsample_nearest_backward");
   const shape_t<N> xstride = column_major_strides(xs);
   index_t nx = 1, ny = 1;
   for (std::size_t d = 0; d < N; ++d) {
@@ -103,6 +106,7 @@ linear_tap<T> linear_source(T ratio, index_t o, bool align_corners, index_t in) 
 template <class T>
 void upsample_bilinear(generic_op, const T* x, const shape_t<4>& xs, T* y, const shape_t<4>& ys,
                        bool align_corners) {
+  LUX_TRACE_KERNEL("generic_op", "upsample_bilinear");
   const index_t IW = xs[0], IH = xs[1], OW = ys[0], OH = ys[1], planes = xs[2] * xs[3];
   const T rw = linear_ratio<T>(IW, OW, align_corners), rh = linear_ratio<T>(IH, OH, align_corners);
   for (index_t p = 0; p < planes; ++p) {
@@ -124,6 +128,7 @@ void upsample_bilinear(generic_op, const T* x, const shape_t<4>& xs, T* y, const
 template <class T>
 void upsample_bilinear_backward(generic_op, const T* dy, const shape_t<4>& ys, T* dx,
                                 const shape_t<4>& xs, bool align_corners) {
+  LUX_TRACE_KERNEL("generic_op", "upsample_bilinear_backward");
   const index_t IW = xs[0], IH = xs[1], OW = ys[0], OH = ys[1], planes = xs[2] * xs[3];
   const T rw = linear_ratio<T>(IW, OW, align_corners), rh = linear_ratio<T>(IH, OH, align_corners);
   for (index_t i = 0; i < planes * IW * IH; ++i) dx[i] = T(0);
@@ -149,6 +154,7 @@ void upsample_bilinear_backward(generic_op, const T* dy, const shape_t<4>& ys, T
 template <class T>
 void upsample_trilinear(generic_op, const T* x, const shape_t<5>& xs, T* y, const shape_t<5>& ys,
                         bool align_corners) {
+  LUX_TRACE_KERNEL("generic_op", "upsample_trilinear");
   const index_t IW = xs[0], IH = xs[1], ID = xs[2], OW = ys[0], OH = ys[1], OD = ys[2];
   const index_t planes = xs[3] * xs[4];
   const T rw = linear_ratio<T>(IW, OW, align_corners), rh = linear_ratio<T>(IH, OH, align_corners);
@@ -178,6 +184,7 @@ void upsample_trilinear(generic_op, const T* x, const shape_t<5>& xs, T* y, cons
 template <class T>
 void upsample_trilinear_backward(generic_op, const T* dy, const shape_t<5>& ys, T* dx,
                                  const shape_t<5>& xs, bool align_corners) {
+  LUX_TRACE_KERNEL("generic_op", "upsample_trilinear_backward");
   const index_t IW = xs[0], IH = xs[1], ID = xs[2], OW = ys[0], OH = ys[1], OD = ys[2];
   const index_t planes = xs[3] * xs[4];
   const T rw = linear_ratio<T>(IW, OW, align_corners), rh = linear_ratio<T>(IH, OH, align_corners);
@@ -251,12 +258,14 @@ void pixel_shuffle_map(const T* src, T* dst, const shape_t<N>& xs, index_t r, bo
 /// y = pixel_shuffle(x, r) (see pixel_shuffle_map); xs is x's shape.
 template <class T, std::size_t N>
 void pixel_shuffle(generic_op, const T* x, const shape_t<N>& xs, index_t r, T* y) {
+  LUX_TRACE_KERNEL("generic_op", "pixel_shuffle");
   pixel_shuffle_map(x, y, xs, r, false);
 }
 
 /// dx = the inverse permutation of dy (pixel unshuffle); xs is x's (= dx's) shape.
 template <class T, std::size_t N>
 void pixel_shuffle_backward(generic_op, const T* dy, const shape_t<N>& xs, index_t r, T* dx) {
+  LUX_TRACE_KERNEL("generic_op", "pixel_shuffle_backward");
   pixel_shuffle_map(dy, dx, xs, r, true);
 }
 

@@ -14,6 +14,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
@@ -32,6 +33,7 @@ inline constexpr bool is_simd_real_v = std::is_same_v<T, float> || std::is_same_
 template <class T, class F, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void fast_activation(looped_op, const F& f, const T* x, T* y, index_t n) {
+  LUX_TRACE_KERNEL("looped_op", "fast_activation");
   parallel_chunks(n, [&](index_t lo, index_t hi) {
     simd::transform(
         hi - lo, y + lo, [&f](auto v) { return f(v); }, x + lo);
@@ -42,6 +44,7 @@ void fast_activation(looped_op, const F& f, const T* x, T* y, index_t n) {
 template <class T, class F, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void activation_backward(looped_op, const F& f, const T* dy, const T* arg, T* dx, index_t n) {
+  LUX_TRACE_KERNEL("looped_op", "activation_backward");
   parallel_chunks(n, [&](index_t lo, index_t hi) {
     simd::transform(
         hi - lo, dx + lo, [&f](auto d, auto a) { return d * f.derivative(a); }, dy + lo, arg + lo);

@@ -13,10 +13,11 @@
 // (deterministic for a fixed thread count).
 #pragma once
 
-#include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
 #include <algorithm>
 #include <type_traits>
 #include <vector>
+#include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
+#include "lux/core/kernel_trace.hpp"
 
 #include "lux/core/config.hpp"
 #include "lux/core/operation_mode.hpp"
@@ -140,6 +141,7 @@ template <class T>
 requires bmm_looped::is_gemm_real_v<T>
 void batched_matmul_kernel(looped_op, TensorView<const T, 3> a, op opa, TensorView<const T, 3> b,
                            op opb, TensorView<T, 3> c) {
+  LUX_TRACE_KERNEL("looped_op", "batched_matmul_kernel");
   using namespace bmm_looped;
   const index_t m = c.size(0), n = c.size(1), L = c.size(2);
   const index_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);
@@ -164,6 +166,7 @@ requires bmm_looped::is_gemm_real_v<T>
 void batched_matmul_backward_kernel(looped_op, TensorView<const T, 3> dc, TensorView<const T, 3> a,
                                     op opa, TensorView<const T, 3> b, op opb, TensorView<T, 3> da,
                                     TensorView<T, 3> db) {
+  LUX_TRACE_KERNEL("looped_op", "batched_matmul_backward_kernel");
   using namespace bmm_looped;
   const index_t m = dc.size(0), n = dc.size(1), L = dc.size(2);
   const index_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);

@@ -31,6 +31,7 @@
 #pragma once
 
 #include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
+#include "lux/core/kernel_trace.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -594,6 +595,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_bias_activation(looped_op, const F& f, index_t pixels, index_t C, index_t batch,
                           const T* a, const T* b, T* y, T* z) {
+  LUX_TRACE_KERNEL("looped_op", "conv_bias_activation");
   using namespace conv_looped;
   const index_t items = C * batch;
   const int threads = plan_threads(items, static_cast<double>(pixels * items) * 8);
@@ -608,6 +610,7 @@ void conv_bias_activation(looped_op, const F& f, index_t pixels, index_t C, inde
 template <class T, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_bias_gradient(looped_op, index_t pixels, index_t C, index_t batch, const T* dy, T* db) {
+  LUX_TRACE_KERNEL("looped_op", "conv_bias_gradient");
   using namespace conv_looped;
   const int threads = plan_threads(C, static_cast<double>(pixels * C * batch));
   run_items(C, threads, [&](index_t c, int) {
@@ -621,6 +624,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_activation_backward(looped_op mode, const F& f, index_t pixels, index_t C, index_t batch,
                               const T* dy, const T* arg, T* dz, T* db) {
+  LUX_TRACE_KERNEL("looped_op", "conv_activation_backward");
   using namespace conv_looped;
   if constexpr (activation_traits<F>::is_identity) {
     if (dz != dy) std::copy_n(dy, pixels * C * batch, dz);
@@ -649,6 +653,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_forward(looped_op, const conv_geometry& g, const T* x, const T* w, const T* b, const F& f,
                   T* y, T* z) {
+  LUX_TRACE_KERNEL("looped_op", "conv_forward");
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_forward<Arch>(g, x, w, b, f, y, z);
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
@@ -690,6 +695,7 @@ void conv_forward(looped_op, const conv_geometry& g, const T* x, const T* w, con
 template <class T, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_backward_data(looped_op, const conv_geometry& g, const T* dy, const T* w, T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "conv_backward_data");
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_backward_data<Arch>(g, dy, w, dx);
   const index_t P = g.out_pixels(), Pin = g.in_pixels(), Kp = g.kernel_pixels();
@@ -734,6 +740,7 @@ void conv_backward_data(looped_op, const conv_geometry& g, const T* dy, const T*
 template <class T, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_backward_filter(looped_op, const conv_geometry& g, const T* x, const T* dy, T* dw) {
+  LUX_TRACE_KERNEL("looped_op", "conv_backward_filter");
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_backward_filter<Arch>(g, x, dy, dw);
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
@@ -786,6 +793,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_backward(looped_op mode, const conv_geometry& g, const F& f, const T* dy, const T* arg,
                    const T* x, const T* w, T* dx, T* dw, T* db) {
+  LUX_TRACE_KERNEL("looped_op", "conv_backward");
   using namespace conv_looped;
   constexpr bool is_identity = activation_traits<F>::is_identity;
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
@@ -890,6 +898,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_transpose_forward(looped_op mode, const conv_geometry& g, const T* x, const T* w,
                             const T* b, const F& f, T* y, T* z) {
+  LUX_TRACE_KERNEL("looped_op", "conv_transpose_forward");
   conv_backward_data(mode, g, x, w, y);
   if (b || z || !activation_traits<F>::is_identity)
     conv_bias_activation(mode, f, g.in_pixels(), g.c_in, g.batch, y, b, y, z);

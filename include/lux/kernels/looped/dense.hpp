@@ -14,12 +14,13 @@
 // two Eigen GEMMs, threaded by Eigen: dW = dz xᵀ, dx = Wᵀ dz.
 #pragma once
 
-#include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
 #include <algorithm>
 #include <cstddef>
 #include <limits>
 #include <type_traits>
 #include <vector>
+#include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced
+#include "lux/core/kernel_trace.hpp"
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
@@ -256,6 +257,7 @@ template <class F, class T, class Arch = xsimd::default_arch>
 requires dense_looped::is_gemm_real_v<T>
 void fused_dense_forward(looped_op, const F& f, TensorView<const T, 2> w, TensorView<const T, 2> x,
                          const T* b, TensorView<T, 2> y, T* z) {
+  LUX_TRACE_KERNEL("looped_op", "fused_dense_forward");
   using namespace dense_looped;
   const index_t M = w.size(0), K = w.size(1), N = x.size(1);
   if (M == 0 || N == 0) return;
@@ -279,6 +281,7 @@ requires dense_looped::is_gemm_real_v<T>
 void fused_dense_backward(looped_op, const F& f, TensorView<const T, 2> dy,
                           TensorView<const T, 2> w, TensorView<const T, 2> x, const T* arg,
                           TensorView<T, 2> dw, TensorView<T, 2> dx, T* db) {
+  LUX_TRACE_KERNEL("looped_op", "fused_dense_backward");
   using namespace dense_looped;
   const index_t M = w.size(0), K = w.size(1), N = x.size(1);
   constexpr bool identity = activation_traits<F>::is_identity;

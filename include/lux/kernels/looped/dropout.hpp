@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/random.hpp"
@@ -122,6 +123,7 @@ void for_each_uniform_tile(const rng& r, index_t lo, index_t hi, Body&& body) {
 template <class T, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void dropout(looped_op, const rng& r, T threshold, T invp, const T* x, T* y, T* mask, index_t n) {
+  LUX_TRACE_KERNEL("looped_op", "dropout");
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   parallel_chunks(n, [&](index_t lo, index_t hi) {
@@ -147,6 +149,7 @@ void dropout(looped_op, const rng& r, T threshold, T invp, const T* x, T* y, T* 
 template <class T, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void dropout_mask(looped_op, const rng& r, T threshold, T invp, T* mask, index_t n) {
+  LUX_TRACE_KERNEL("looped_op", "dropout_mask");
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   parallel_chunks(n, [&](index_t lo, index_t hi) {
@@ -167,6 +170,7 @@ template <class T, std::size_t N, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void broadcast_multiply(looped_op, const T* x, const shape_t<N>& xs, const T* m,
                         const shape_t<N>& ms, T* y) {
+  LUX_TRACE_KERNEL("looped_op", "broadcast_multiply");
   // Merge dimensions into runs that are all "varying" (m has the size of x) or all
   // "broadcast" (m has size 1); dimensions where x has size 1 drop out. After merging, size[0]
   // is the innermost run and mstride[d] is m's stride along merged dimension d (0 = broadcast).
@@ -233,6 +237,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void alpha_dropout(looped_op, const rng& r, T threshold, T alpha, T A, T B, const T* x, T* y,
                    index_t n) {
+  LUX_TRACE_KERNEL("looped_op", "alpha_dropout");
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   const T dropped = A * alpha + B;
@@ -255,6 +260,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void alpha_dropout_backward(looped_op, const rng& r, T threshold, T A, const T* dy, T* dx,
                             index_t n) {
+  LUX_TRACE_KERNEL("looped_op", "alpha_dropout_backward");
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   parallel_chunks(n, [&](index_t lo, index_t hi) {

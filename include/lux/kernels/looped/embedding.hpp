@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/kernels/generic/embedding.hpp"
@@ -27,6 +28,7 @@ template <class T, class I>
 requires(std::is_same_v<T, float> ||
          std::is_same_v<T, double>) void embedding_lookup(looped_op, const T* weight, index_t out,
                                                           const I* idx, index_t n, T* y) {
+  LUX_TRACE_KERNEL("looped_op", "embedding_lookup");
   if (out == 0) return;
   parallel_for(
       n,
@@ -40,6 +42,7 @@ requires(std::is_same_v<T, float> ||
 template <class T, class I>
 requires(std::is_same_v<T, float> || std::is_same_v<T, double>) void embedding_lookup_backward(
     looped_op, const T* dy, index_t out, const I* idx, index_t n, T* dweight, index_t in) {
+  LUX_TRACE_KERNEL("looped_op", "embedding_lookup_backward");
   // Counting sort of the positions by index: bucket k is order[start[k] .. start[k + 1]).
   std::vector<index_t> start(static_cast<std::size_t>(in) + 1, 0);
   for (index_t j = 0; j < n; ++j) ++start[static_cast<std::size_t>(idx[j]) + 1];

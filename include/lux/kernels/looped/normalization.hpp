@@ -44,6 +44,7 @@
 #endif
 
 #include "lux/core/activations.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
 #include "lux/kernels/generic/normalization.hpp"
@@ -829,6 +830,7 @@ void channels_backward(const norm_layout& L, const T* dy, const T* x, const T* y
 template <norm_looped::simd_float T, class F, class Arch = xsimd::default_arch>
 void normalization_forward(looped_op, const norm_layout& L, const T* x, T* y, norm_affine<T> aff,
                            const F& sigma, T epsilon, T* mean, T* var, T* inv_std) {
+  LUX_TRACE_KERNEL("looped_op", "normalization_forward");
   if (L.across_batch)
     norm_looped::channels_forward<Arch>(L, x, y, aff, sigma, epsilon, mean, var, inv_std);
   else
@@ -838,6 +840,7 @@ void normalization_forward(looped_op, const norm_layout& L, const T* x, T* y, no
 template <norm_looped::simd_float T, class F, class Arch = xsimd::default_arch>
 void normalization_apply(looped_op, const norm_layout& L, const T* x, T* y, norm_affine<T> aff,
                          const F& sigma, const T* mean, const T* inv_std) {
+  LUX_TRACE_KERNEL("looped_op", "normalization_apply");
   if (L.across_batch) {
     norm_looped::channels_apply<Arch>(L, x, y, aff, sigma, mean, inv_std);
     return;
@@ -851,6 +854,7 @@ template <norm_looped::simd_float T, class F, class Arch = xsimd::default_arch>
 void normalization_backward(looped_op, const norm_layout& L, const T* dy, const T* x, const T* y,
                             norm_affine<T> aff, const F& sigma, const T* mean, const T* inv_std,
                             bool batch_statistics, T* dx, bool affine_grads, T* dscale, T* dbias) {
+  LUX_TRACE_KERNEL("looped_op", "normalization_backward");
   if (L.across_batch)
     norm_looped::channels_backward<Arch>(L, dy, x, y, aff, sigma, mean, inv_std, batch_statistics,
                                          dx, affine_grads, dscale, dbias);

@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
@@ -515,6 +516,7 @@ void mean_plane_backward(const pool_geometry& g, const T* dyp, T* dxp) {
 template <class T>
 requires pool_looped::fast_type_v<T>
 void maxpool(looped_op, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
+  LUX_TRACE_KERNEL("looped_op", "maxpool");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes,
@@ -532,6 +534,7 @@ template <class T>
 requires pool_looped::fast_type_v<T>
 void maxpool_backward(looped_op, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
                       T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "maxpool_backward");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes,
@@ -549,6 +552,7 @@ void maxpool_backward(looped_op, const pool_geometry& g, const T* dy, const std:
 template <class T>
 requires pool_looped::fast_type_v<T>
 void meanpool(looped_op, const pool_geometry& g, const T* x, T* y) {
+  LUX_TRACE_KERNEL("looped_op", "meanpool");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes, [&](index_t p) { pool_looped::mean_plane(g, x + p * in_plane, y + p * out_plane); },
@@ -558,6 +562,7 @@ void meanpool(looped_op, const pool_geometry& g, const T* x, T* y) {
 template <class T>
 requires pool_looped::fast_type_v<T>
 void meanpool_backward(looped_op, const pool_geometry& g, const T* dy, T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "meanpool_backward");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes,

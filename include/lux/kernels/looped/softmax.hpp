@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
@@ -375,6 +376,7 @@ void softmax_family_backward(const softmax_geometry& g, const T* dy, const T* y,
 template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void softmax_forward(looped_op, const softmax_geometry& g, const T* x, T* y) {
+  LUX_TRACE_KERNEL("looped_op", "softmax_forward");
   if (g.inner == 1)
     softmax_looped::softmax_columns<Arch>(g, x, y);
   else
@@ -384,6 +386,7 @@ void softmax_forward(looped_op, const softmax_geometry& g, const T* x, T* y) {
 template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsoftmax_forward(looped_op, const softmax_geometry& g, const T* x, T* y) {
+  LUX_TRACE_KERNEL("looped_op", "logsoftmax_forward");
   if (g.inner == 1)
     softmax_looped::logsoftmax_columns<Arch>(g, x, y);
   else
@@ -393,6 +396,7 @@ void logsoftmax_forward(looped_op, const softmax_geometry& g, const T* x, T* y) 
 template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsumexp_forward(looped_op, const softmax_geometry& g, const T* x, T* lse) {
+  LUX_TRACE_KERNEL("looped_op", "logsumexp_forward");
   if (g.inner == 1)
     softmax_looped::logsumexp_columns<Arch>(g, x, lse);
   else
@@ -402,12 +406,14 @@ void logsumexp_forward(looped_op, const softmax_geometry& g, const T* x, T* lse)
 template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void softmax_backward(looped_op, const softmax_geometry& g, const T* dy, const T* y, T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "softmax_backward");
   softmax_looped::softmax_family_backward<true, Arch>(g, dy, y, dx);
 }
 
 template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsoftmax_backward(looped_op, const softmax_geometry& g, const T* dy, const T* y, T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "logsoftmax_backward");
   softmax_looped::softmax_family_backward<false, Arch>(g, dy, y, dx);
 }
 
@@ -416,6 +422,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsumexp_backward(looped_op, const softmax_geometry& g, const T* dlse, const T* x,
                         const T* lse, T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "logsumexp_backward");
   using namespace softmax_looped;
   using std::exp;
   if (g.inner == 1) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lux/core/config.hpp"
+#include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/shape.hpp"
@@ -99,6 +100,7 @@ struct linear_table {
 template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void upsample_nearest(looped_op, const T* x, const shape_t<N>& xs, T* y, const shape_t<N>& ys) {
+  LUX_TRACE_KERNEL("looped_op", "upsample_nearest");
   using namespace upsample_looped;
   const shape_t<N> xstride = column_major_strides(xs);
   const index_t s0 = ys[0] / xs[0], IW = xs[0], OW = ys[0];
@@ -129,6 +131,7 @@ template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void upsample_nearest_backward(looped_op, const T* dy, const shape_t<N>& ys, T* dx,
                                const shape_t<N>& xs) {
+  LUX_TRACE_KERNEL("looped_op", "upsample_nearest_backward");
   using namespace upsample_looped;
   const shape_t<N> ystride = column_major_strides(ys);
   shape_t<N> scale{};
@@ -283,6 +286,7 @@ template <class T>
 requires upsample_looped::fast_type_v<T>
 void upsample_bilinear(looped_op, const T* x, const shape_t<4>& xs, T* y, const shape_t<4>& ys,
                        bool align_corners) {
+  LUX_TRACE_KERNEL("looped_op", "upsample_bilinear");
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], OW = ys[0], OH = ys[1], planes = xs[2] * xs[3];
   const linear_table<T> tw(IW, OW, align_corners), th(IH, OH, align_corners);
@@ -307,6 +311,7 @@ template <class T>
 requires upsample_looped::fast_type_v<T>
 void upsample_bilinear_backward(looped_op, const T* dy, const shape_t<4>& ys, T* dx,
                                 const shape_t<4>& xs, bool align_corners) {
+  LUX_TRACE_KERNEL("looped_op", "upsample_bilinear_backward");
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], OW = ys[0], OH = ys[1], planes = xs[2] * xs[3];
   const linear_table<T> tw(IW, OW, align_corners), th(IH, OH, align_corners);
@@ -334,6 +339,7 @@ template <class T>
 requires upsample_looped::fast_type_v<T>
 void upsample_trilinear(looped_op, const T* x, const shape_t<5>& xs, T* y, const shape_t<5>& ys,
                         bool align_corners) {
+  LUX_TRACE_KERNEL("looped_op", "upsample_trilinear");
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], ID = xs[2], OW = ys[0], OH = ys[1], OD = ys[2];
   const index_t planes = xs[3] * xs[4];
@@ -368,6 +374,7 @@ template <class T>
 requires upsample_looped::fast_type_v<T>
 void upsample_trilinear_backward(looped_op, const T* dy, const shape_t<5>& ys, T* dx,
                                  const shape_t<5>& xs, bool align_corners) {
+  LUX_TRACE_KERNEL("looped_op", "upsample_trilinear_backward");
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], ID = xs[2], OW = ys[0], OH = ys[1], OD = ys[2];
   const index_t planes = xs[3] * xs[4];
@@ -458,12 +465,14 @@ void pixel_shuffle_rows(const T* src, T* dst, const shape_t<N>& xs, index_t r, b
 template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void pixel_shuffle(looped_op, const T* x, const shape_t<N>& xs, index_t r, T* y) {
+  LUX_TRACE_KERNEL("looped_op", "pixel_shuffle");
   upsample_looped::pixel_shuffle_rows(x, y, xs, r, false);
 }
 
 template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void pixel_shuffle_backward(looped_op, const T* dy, const shape_t<N>& xs, index_t r, T* dx) {
+  LUX_TRACE_KERNEL("looped_op", "pixel_shuffle_backward");
   upsample_looped::pixel_shuffle_rows(dy, dx, xs, r, true);
 }
 
