@@ -313,7 +313,7 @@ TEST_CASE("dropout in the generic mode serves long double", "[dropout]") {
 // alpha dropout
 // =============================================================================================
 
-TEST_CASE("alpha dropout constants match LUX_SEMANTICS and PyTorch", "[alpha_dropout][torch]") {
+TEST_CASE("alpha dropout constants match Lux/NNlib and PyTorch", "[alpha_dropout][torch]") {
   const auto c5 = lux::make_alpha_dropout_constants(0.5);
   CHECK(c5.alpha == -1.7580993408473766);
   CHECK(c5.A == Approx(0.886405).margin(1e-6));

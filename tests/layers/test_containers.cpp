@@ -8,6 +8,7 @@
 #include <lux/layers/connections.hpp>
 #include <lux/layers/containers.hpp>
 #include <lux/layers/dense.hpp>
+#include <lux/layers/linear.hpp>
 #include <lux/layers/summary.hpp>
 #include <lux/layers/utility.hpp>
 #include <sstream>
@@ -324,4 +325,38 @@ TEST_CASE("summary and float run", "[layers][containers]") {
   CHECK(y.shape() == lux::make_shape(10, 3));
   auto g = back(lux::Tensor<float, 2>(lux::make_shape(10, 3), 1.0f));
   CHECK(g.dps.get<"layer_2">().get<"b">().get<"bias">()[0] == 3.0f);
+}
+
+TEST_CASE("containers: argument errors and connection errors carry the child's path",
+          "[layers][containers]") {
+  // An argument_error (an embedding index out of range) inside a Chain gets the layer path, as
+  // shape errors do, and stays an argument_error.
+  auto model = lux::Chain(lux::Embedding({10, 4}), lux::Dense({4, 2}));
+  lux::rng r(21);
+  auto [ps, st] = lux::setup<float>(r, model);
+  lux::Tensor<std::int32_t, 1> idx(lux::make_shape(3), {0, 12, 3});
+  CHECK_THROWS_AS(lux::apply(model, idx, ps, st), lux::argument_error);
+  try {
+    (void)lux::apply(model, idx, ps, st);
+  } catch (const lux::argument_error& e) {
+    CHECK(std::string(e.what()).rfind("layer_1 (Embedding 10 => 4): embedding_lookup: ", 0) == 0);
+  }
+
+  // A callable connection's error is prefixed "connection", forward and pullback (SkipConnection's
+  // header promises it in both cases).
+  lux::SkipConnection sk(lux::Dense({3, 4}), lux::add{});
+  auto [psk, stk] = lux::setup<double>(r, sk);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(3, 2), 22);
+  CHECK_THROWS_AS(lux::apply(sk, x, psk, stk), lux::shape_error);
+  try {
+    (void)lux::apply(sk, x, psk, stk);
+  } catch (const lux::shape_error& e) {
+    CHECK(std::string(e.what()).rfind("connection (", 0) == 0);
+  }
+  try {
+    (void)lux::pullback(sk, x, psk, stk);
+  } catch (const lux::shape_error& e) {
+    CHECK(std::string(e.what()).rfind("connection (", 0) == 0);
+  }
+  CHECK_THROWS_AS(lux::pullback(sk, x, psk, stk), lux::shape_error);
 }

@@ -475,9 +475,11 @@ TEST_CASE("Linear layers inside a Chain: gradients and error prefixes", "[layers
       lux_test::check_parameter_gradients(lux_test::vjp_loss(model, idx, st, v), ps, dps);
   CHECK(checked.size() == 7u);
   lux::Tensor<int, 1> bad(lux::make_shape(2), {1, 8});
-  // Chain adds the layer path to shape errors only; an index out of range is an argument_error.
+  // An index out of range is an argument_error; Chain adds the layer path to it, as to shape
+  // errors.
+  CHECK_THROWS_AS(lux::apply(model, bad, ps, st), lux::argument_error);
   CHECK_THROWS_WITH(lux::apply(model, bad, ps, st),
-                    Catch::StartsWith("Embedding 8 => 4: embedding_lookup: index 8"));
+                    Catch::StartsWith("layer_1 (Embedding 8 => 4): embedding_lookup: index 8"));
   auto ps_bad = ps;
   ps_bad.get<"layer_2">().get<"bias">() = lux::Tensor<double, 1>(lux::make_shape(5));
   CHECK_THROWS_WITH(lux::apply(model, idx, ps_bad, st),

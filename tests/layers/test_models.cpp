@@ -1,13 +1,16 @@
-// End-to-end models: the issue's LeNet-style Chain and an LSTM sequence model, forward and
+// End-to-end models: a LeNet-style Chain and an LSTM sequence model, forward and
 // backward through every layer, checked against central finite differences in double (all of
 // dx, sampled coordinates of every parameter), plus a few SGD steps that must lower the loss,
 // and the path-naming errors for a wrong input and a parameter tree of the wrong shape.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <lux/kernels/activation.hpp>
 #include <lux/layers/chain.hpp>
+#include <lux/layers/containers.hpp>
 #include <lux/layers/conv.hpp>
 #include <lux/layers/dense.hpp>
+#include <lux/layers/normalization.hpp>
 #include <lux/layers/pooling.hpp>
 #include <lux/layers/recurrent.hpp>
 #include <lux/layers/utility.hpp>
@@ -52,6 +55,58 @@ double cross_entropy(const lux::Tensor<T, 2>& logits, const std::vector<int>& la
   return loss / B;
 }
 
+/// relu as a differentiable function for WrappedFunction (ResNet's activation after the sum).
+struct relu_fn {
+  static constexpr const char* name = "relu";
+  template <class X>
+  auto operator()(const X& x) const {
+    return lux::fast_activation(lux::relu{}, x);
+  }
+  template <class X>
+  auto pullback(const X& x) const {
+    auto y = lux::fast_activation(lux::relu{}, x);
+    auto back = [y](const auto& dy) {
+      return lux::activation_backward(lux::relu{}, dy, lux::none, y).dx;
+    };
+    return std::pair{std::move(y), std::move(back)};
+  }
+};
+
+/// ResNet's basic block: relu(BN(conv3x3(relu(BN(conv3x3(x))))) + shortcut(x)), the shortcut a
+/// strided 1x1 Conv + BatchNorm when the block downsamples.
+auto basic_block(lux::index_t cin, lux::index_t cout, lux::index_t stride) {
+  auto main = lux::Chain(
+      lux::Conv<2, lux::identity, false>({3, 3}, {cin, cout}, lux::identity{},
+                                         {.stride = stride, .pad = 1}),
+      lux::BatchNorm(cout, lux::relu{}),
+      lux::Conv<2, lux::identity, false>({3, 3}, {cout, cout}, lux::identity{}, {.pad = 1}),
+      lux::BatchNorm(cout, lux::identity{}));
+  return main;
+}
+
+/// A ResNet-18-shaped model (He et al. 2016, torchvision's resnet18 layout) at width c: stem
+/// (7x7/2 conv, BN, relu, 3x3/2 max pool), four stages of two basic blocks (the first block of
+/// stages 2-4 downsamples), global mean pool, Dense.
+auto make_resnet18(lux::index_t c, lux::index_t classes) {
+  const auto same = [](lux::index_t cin, lux::index_t cout) {
+    return lux::Chain(lux::SkipConnection(basic_block(cin, cout, 1), lux::add{}),
+                      lux::WrappedFunction(relu_fn{}));
+  };
+  const auto down = [](lux::index_t cin, lux::index_t cout) {
+    return lux::Chain(
+        lux::Parallel(lux::add{}, basic_block(cin, cout, 2),
+                      lux::Chain(lux::Conv<2, lux::identity, false>({1, 1}, {cin, cout},
+                                                                    lux::identity{}, {.stride = 2}),
+                                 lux::BatchNorm(cout, lux::identity{}))),
+        lux::WrappedFunction(relu_fn{}));
+  };
+  return lux::Chain(
+      lux::Conv<2, lux::identity, false>({7, 7}, {3, c}, lux::identity{}, {.stride = 2, .pad = 3}),
+      lux::BatchNorm(c, lux::relu{}), lux::MaxPool({3, 3}, {.stride = 2, .pad = 1}), same(c, c),
+      same(c, c), down(c, 2 * c), same(2 * c, 2 * c), down(2 * c, 4 * c), same(4 * c, 4 * c),
+      down(4 * c, 8 * c), same(8 * c, 8 * c), lux::GlobalMeanPool{}, lux::FlattenLayer{},
+      lux::Dense({8 * c, classes}));
+}
 }  // namespace
 
 TEST_CASE("LeNet: sizes, Lux's parameter count, printing", "[layers][models]") {
@@ -158,4 +213,81 @@ TEST_CASE("LSTM sequence model: Recurrence(LSTMCell) then Dense, end to end", "[
   CHECK(lux_test::check_parameter_gradients(lux_test::vjp_loss(model, x, st, v), ps, dps,
                                             sampled(1000))
             .size() == 6);
+}
+
+TEST_CASE("ResNet-18-shaped model: builds, counts, forward and backward", "[layers][models]") {
+  const lux::index_t c = 4;
+  auto model = make_resnet18(c, 10);
+  // Convolutions without bias: the stem 7·7·3·c; stage 1 four 3x3 c→c; each later stage one
+  // 3x3 cin→cout, three 3x3 cout→cout and the 1x1 shortcut cin→cout. BatchNorm: 2 per channel
+  // (the stem's, four per stage, and each shortcut's). Dense 8c·10 + 10.
+  const auto stage = [](lux::index_t cin, lux::index_t cout) {
+    return 9 * cin * cout + 3 * 9 * cout * cout + cin * cout;
+  };
+  const lux::index_t convs =
+      49 * 3 * c + 4 * 9 * c * c + stage(c, 2 * c) + stage(2 * c, 4 * c) + stage(4 * c, 8 * c);
+  const lux::index_t bns = 2 * (c + 4 * c + 5 * 2 * c + 5 * 4 * c + 5 * 8 * c);
+  CHECK(lux::parameterlength(model) == convs + bns + 8 * c * 10 + 10);
+  CHECK(lux::outputsize(model, lux::make_shape(8, 8, 3, 3)) == lux::make_shape(10, 3));
+
+  lux::rng r(12);
+  auto [ps, st] = lux::setup<double>(r, model);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(8, 8, 3, 3), 13);
+  auto v = lux_test::random_tensor<double>(lux::make_shape(10, 3), 14);
+  auto [y, st2, back] = lux::pullback(model, x, ps, st);
+  CHECK(y.shape() == lux::make_shape(10, 3));
+  CHECK(lux_test::max_rel_err(y, lux::apply(model, x, ps, st).first) == 0.0);
+  auto [dx, dps] = back(v);
+  auto loss_x = [&](const lux::Tensor<double, 4>& xx) {
+    return lux_test::dot(lux::apply(model, xx, ps, st).first, v);
+  };
+  CHECK(lux_test::max_rel_err(dx, lux_test::numerical_gradient<4>(loss_x, x)) < 1e-6);
+  CHECK(
+      lux_test::check_parameter_gradients(lux_test::vjp_loss(model, x, st, v), ps, dps, sampled(3))
+          .size() == lux::leaf_count(ps));
+}
+
+TEST_CASE("A deep Chain (64 Dense layers): forward and backward as the layers composed by hand",
+          "[layers][models][containers]") {
+  auto model = [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return lux::Chain(((void)I, lux::Dense({3, 3}, lux::tanh_{}))...);
+  }
+  (std::make_index_sequence<64>{});
+  lux::rng r(15);
+  auto [ps, st] = lux::setup<double>(r, model);
+  auto x = lux_test::random_tensor<double>(lux::make_shape(3, 2), 16);
+  auto v = lux_test::random_tensor<double>(lux::make_shape(3, 2), 17);
+  // The same layers applied one by one, outside the Chain.
+  const lux::Dense<lux::tanh_> layer({3, 3}, lux::tanh_{});
+  std::vector<lux::Tensor<double, 2>> xs{x};
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    ((xs.push_back(lux::apply(layer, xs.back(), ps.template at<I>(), st.template at<I>()).first)),
+     ...);
+  }
+  (std::make_index_sequence<64>{});
+  auto [y, st2, back] = lux::pullback(model, x, ps, st);
+  CHECK(lux_test::max_rel_err(y, xs.back()) == 0.0);
+  auto [dx, dps] = back(v);
+  lux::Tensor<double, 2> d = v;
+  double werr = 0, berr = 0;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (
+        [&] {
+          constexpr std::size_t J = 63 - I;
+          auto pb = lux::pullback(layer, xs[J], ps.template at<J>(), st.template at<J>());
+          auto g = pb.back(d);
+          d = g.dx;
+          werr =
+              std::max(werr, lux_test::max_rel_err(g.dps.template get<"weight">(),
+                                                   dps.template at<J>().template get<"weight">()));
+          berr = std::max(berr, lux_test::max_rel_err(g.dps.template get<"bias">(),
+                                                      dps.template at<J>().template get<"bias">()));
+        }(),
+        ...);
+  }
+  (std::make_index_sequence<64>{});
+  CHECK(lux_test::max_rel_err(dx, d) == 0.0);
+  CHECK(werr == 0.0);
+  CHECK(berr == 0.0);
+  CHECK(lux::leaf_count(dps) == 128);
 }

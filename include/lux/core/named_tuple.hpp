@@ -74,6 +74,52 @@ template <class... Fields>
 class named_tuple;
 
 namespace detail {
+// --- flat_tuple: the storage of named_tuple ------------------------------------------------
+// One base class per element (not std::tuple's recursive chain of bases, whose construction
+// costs the compiler O(N^2) for N elements): a Chain of many layers has a parameter tree with
+// many fields, and its compile cost must stay linear in their number.
+template <std::size_t I, class T>
+struct flat_leaf {
+  T value;
+};
+template <class Seq, class... T>
+struct flat_tuple_impl;
+template <std::size_t... I, class... T>
+struct flat_tuple_impl<std::index_sequence<I...>, T...> : flat_leaf<I, T>... {
+  // Value-initialized elements (zeros for arithmetic types), as std::tuple's.
+  constexpr flat_tuple_impl() requires(std::is_default_constructible_v<T>&&...)
+      : flat_leaf<I, T>{}... {}
+  template <class... U>
+  constexpr explicit flat_tuple_impl(std::in_place_t, U&&... u)
+      : flat_leaf<I, T>{std::forward<U>(u)}... {}
+  template <class... U>
+  constexpr explicit flat_tuple_impl(std::tuple<U...>&& t)
+      : flat_leaf<I, T>{std::get<I>(std::move(t))}... {}
+};
+/// A tuple whose elements are flat_get<I>(t).
+template <class... T>
+struct flat_tuple : flat_tuple_impl<std::index_sequence_for<T...>, T...> {
+  using flat_tuple_impl<std::index_sequence_for<T...>, T...>::flat_tuple_impl;
+  static constexpr std::size_t size = sizeof...(T);
+};
+template <class... U>
+flat_tuple(std::in_place_t, U...) -> flat_tuple<U...>;
+
+template <std::size_t I, class T>
+constexpr T& flat_get(flat_leaf<I, T>& l) noexcept {
+  return l.value;
+}
+template <std::size_t I, class T>
+constexpr const T& flat_get(const flat_leaf<I, T>& l) noexcept {
+  return l.value;
+}
+template <std::size_t I, class T>
+constexpr T&& flat_get(flat_leaf<I, T>&& l) noexcept {
+  return static_cast<T&&>(l.value);
+}
+}  // namespace detail
+
+namespace detail {
 template <class T>
 struct is_named_tuple : std::false_type {};
 template <class... F>
@@ -120,8 +166,13 @@ class named_tuple {
   constexpr named_tuple() = default;
   constexpr named_tuple(Fields... fields)  // NOLINT: implicit from fields
       requires(sizeof...(Fields) > 0)
-      : values_(std::move(fields.value)...) {}
+      : values_(std::in_place, std::move(fields.value)...) {}
+  /// From the values in field order, as a std::tuple or (std::in_place, values...).
   constexpr explicit named_tuple(values_type values) : values_(std::move(values)) {}
+  template <class... V>
+  requires(sizeof...(V) == sizeof...(Fields)) constexpr explicit named_tuple(std::in_place_t,
+                                                                             V&&... values)
+      : values_(std::in_place, std::forward<V>(values)...) {}
 
   template <field_name Name>
   static constexpr bool has = detail::index_of_field<Name, Fields...>() < size;
@@ -129,35 +180,32 @@ class named_tuple {
   template <field_name Name>
   constexpr auto& get() & {
     if constexpr (checked_index<Name>() < size)
-      return std::get<checked_index<Name>()>(values_);
+      return detail::flat_get<checked_index<Name>()>(values_);
     else
       return detail::missing_field_value;
   }
   template <field_name Name>
   constexpr const auto& get() const& {
     if constexpr (checked_index<Name>() < size)
-      return std::get<checked_index<Name>()>(values_);
+      return detail::flat_get<checked_index<Name>()>(values_);
     else
       return detail::missing_field_value;
   }
   template <field_name Name>
   constexpr auto&& get() && {
     if constexpr (checked_index<Name>() < size)
-      return std::get<checked_index<Name>()>(std::move(values_));
+      return detail::flat_get<checked_index<Name>()>(std::move(values_));
     else
       return detail::missing_field_value;
   }
   template <std::size_t I>
   constexpr auto& at() & {
-    return std::get<I>(values_);
+    return detail::flat_get<I>(values_);
   }
   template <std::size_t I>
   constexpr const auto& at() const& {
-    return std::get<I>(values_);
+    return detail::flat_get<I>(values_);
   }
-
-  constexpr values_type& values() & { return values_; }
-  constexpr const values_type& values() const& { return values_; }
 
   /// A copy with field `Name` replaced by `value` (whose type may differ: Lux's `merge`).
   template <field_name Name, class V>
@@ -182,19 +230,17 @@ class named_tuple {
   constexpr auto with_impl(V&& value, std::index_sequence<I...>) const {
     return named_tuple<
         std::conditional_t<I == Idx, named_field<Fields::name, std::decay_t<V>>, Fields>...>(
-        typename named_tuple<
-            std::conditional_t<I == Idx, named_field<Fields::name, std::decay_t<V>>,
-                               Fields>...>::values_type(pick<I, Idx>(std::forward<V>(value))...));
+        std::in_place, pick<I, Idx>(std::forward<V>(value))...);
   }
   template <std::size_t I, std::size_t Idx, class V>
   constexpr decltype(auto) pick(V&& value) const {
     if constexpr (I == Idx)
       return std::forward<V>(value);
     else
-      return std::get<I>(values_);
+      return detail::flat_get<I>(values_);
   }
 
-  values_type values_;
+  detail::flat_tuple<typename Fields::type...> values_;
 };
 
 template <class... Fields>
@@ -285,9 +331,24 @@ struct renamed<named_tuple<F...>, V...> {
 
 /// Builds a named_tuple with the names of `Names` (a named_tuple type) and these values.
 template <class Names, class... V, std::size_t... I>
-auto make_named_tuple_from(std::tuple<V...> values, std::index_sequence<I...>) {
+auto make_named_tuple_from([[maybe_unused]] std::tuple<V...> values, std::index_sequence<I...>) {
   using R = typename detail::renamed<Names, V...>::type;
-  return R(typename R::values_type(std::move(values)));
+  return R(std::in_place, std::get<I>(std::move(values))...);
+}
+/// The same from the values themselves: make_named_tuple_from<Names>(std::in_place, v...).
+template <class Names, class... V>
+auto make_named_tuple_from(std::in_place_t, V&&... values) {
+  using R = typename detail::renamed<Names, std::decay_t<V>...>::type;
+  return R(std::in_place, std::forward<V>(values)...);
+}
+/// The same from a detail::flat_tuple.
+template <class Names, class... V>
+auto make_named_tuple_from(detail::flat_tuple<V...>&& values) {
+  using R = typename detail::renamed<Names, V...>::type;
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return R(std::in_place, detail::flat_get<I>(std::move(values))...);
+  }
+  (std::index_sequence_for<V...>{});
 }
 
 /// A tree with the same field names holding f(leaf) for every leaf.

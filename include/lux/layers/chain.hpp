@@ -9,27 +9,27 @@
 //   auto [y, st2, back] = lux::pullback(model, x, ps, st); auto [dx, dps] = back(dy);
 //   model.get<0>()  (0-based, over the stored layers);  model.slice<1, 3>()  (a Chain of [1, 3))
 //
-// Structural optimizations (the seed document's interface, unless disable_optimizations):
+// Structural optimizations (as Lux's "Built-In Layers" documentation describes them, unless
+// disable_optimizations):
 //   * a nested (unnamed, optimized) Chain is flattened into its parent;
 //   * NoOpLayers are dropped;
 //   * a Chain left with one layer behaves as that layer (its ps/st are that layer's own, not
 //     wrapped in layer_1, errors carry no prefix, it prints as that layer); with none left it
 //     behaves as NoOpLayer.
-//   ⚠ LUX_SEMANTICS §2.3: Lux ≥ 1.0's code no longer flattens nested Chains; we follow the
-//   document, as the issue asks. A Chain built with disable_optimizations is never flattened
-//   into its parent, and a child given a name (lux::field) is never flattened either.
+//   ⚠ Lux ≥ 1.0's code no longer flattens nested Chains; Lux's "Built-In Layers" documentation
+//   describes flattening, and luxcpp follows the documentation. A Chain built with
+//   disable_optimizations is never flattened into its parent, and a child given a name
+//   (lux::field) is never flattened either.
 // Flattened children keep user-given names; unnamed children are numbered by their position in
 // the flattened list. A callable that is not a layer is wrapped as WrappedFunction.
 //
 // Each child's initial parameters and states come from its own stream `rng.fold_in(i)`,
 // independent of evaluation order; `rng` then advances once.
-// A shape error inside a child is re-thrown with the child's path prepended (forward,
+// A shape or argument error inside a child is re-thrown with the child's path prepended (forward,
 // pullback, back and outputsize):
 //   layer_3 (Dense 256 => 120): expected input (256, B), got (200, 32)
 //
-// This header also holds the machinery shared by every container (containers.hpp):
-// detail::children<Specs...> (child naming/unwrapping, init, for_each_child) and
-// detail::with_path (the error-path wrapper).
+// Compile cost is linear in the number of layers (detail::fold_steps, container_base.hpp).
 #pragma once
 
 #include <ostream>
@@ -41,6 +41,7 @@
 
 #include "lux/core/error.hpp"
 #include "lux/core/named_tuple.hpp"
+#include "lux/layers/container_base.hpp"
 #include "lux/layers/layer.hpp"
 #include "lux/layers/utility.hpp"
 
@@ -51,198 +52,6 @@ template <layer L, class... S>
 auto outputsize(const L& l, const std::tuple<S...>& in) {
   return l.output_shape(in);
 }
-
-namespace detail {
-/// A shape_error carrying a container path; the message is path + tail.
-class path_shape_error : public shape_error {
- public:
-  path_shape_error(std::string path, std::string tail)
-      : shape_error(path + tail), path_(std::move(path)), tail_(std::move(tail)) {}
-  const std::string& path() const noexcept { return path_; }
-  const std::string& tail() const noexcept { return tail_; }
-
- private:
-  std::string path_, tail_;
-};
-
-/// Runs f(); a shape_error from inside gets the child path `name` prepended:
-/// "name (Dense 3 => 4): expected …", nested "outer.inner (Dense …): …".
-template <class F>
-decltype(auto) with_path(std::string_view name, F&& f) {
-  try {
-    return f();
-  } catch (const path_shape_error& e) {
-    throw path_shape_error(std::string(name) + "." + e.path(), e.tail());
-  } catch (const shape_error& e) {
-    const std::string msg = e.what();
-    const auto colon = msg.find(": ");
-    if (colon == std::string::npos) throw path_shape_error(std::string(name), ": " + msg);
-    throw path_shape_error(std::string(name),
-                           " (" + msg.substr(0, colon) + "): " + msg.substr(colon + 2));
-  }
-}
-template <std::size_t I>
-inline constexpr auto layer_name_v = layer_name<I + 1>();
-/// Kept for compatibility: with_path under `layer_<I+1>`.
-template <std::size_t I, class F>
-decltype(auto) with_layer_path(F&& f) {
-  return with_path(layer_name_v<I>.view(), std::forward<F>(f));
-}
-
-// --- child specs: a layer, or lux::named_field<"name", layer> ------------------------------
-template <class C>
-struct child_traits {
-  using layer_type = C;
-  static constexpr bool named = false;
-};
-template <field_name N, class L>
-struct child_traits<named_field<N, L>> {
-  using layer_type = L;
-  static constexpr bool named = true;
-};
-template <class C>
-const auto& unwrap_child(const C& c) {
-  if constexpr (child_traits<C>::named)
-    return c.value;
-  else
-    return c;
-}
-template <std::size_t I, class C>
-consteval auto child_name() {
-  if constexpr (child_traits<C>::named)
-    return C::name;
-  else
-    return layer_name<I + 1>();
-}
-
-/// A constructor argument as a child spec: layers and named fields as given, other callables
-/// wrapped as WrappedFunction.
-template <class A>
-struct wrap_arg {
-  using type = std::conditional_t<layer<A>, A, WrappedFunction<A>>;
-};
-template <field_name N, class L>
-struct wrap_arg<named_field<N, L>> {
-  using type = named_field<N, L>;
-};
-template <class A>
-using wrap_arg_t = typename wrap_arg<std::decay_t<A>>::type;
-
-template <class... Ts>
-struct type_list {};
-
-/// std::tuple{fs()...} evaluated left to right (a braced list; make_tuple's arguments are not
-/// ordered), keeping each result's type as is (no std::tuple CTAD unwrapping).
-template <class... F>
-auto ordered_tuple(F&&... fs) {
-  return std::tuple<decltype(fs())...>{fs()...};
-}
-
-/// The children of a container: storage, names, initialization, traversal.
-template <class... Specs>
-struct children {
-  static constexpr std::size_t size = sizeof...(Specs);
-  using specs = type_list<Specs...>;
-  std::tuple<Specs...> storage;
-
-  template <std::size_t I>
-  static constexpr auto name_v = child_name<I, std::tuple_element_t<I, std::tuple<Specs...>>>();
-  template <std::size_t I>
-  static constexpr std::string_view name() {
-    return name_v<I>.view();
-  }
-
-  children() = default;
-  explicit children(std::tuple<Specs...> s) : storage(std::move(s)) {}
-
-  /// The I-th child layer (0-based).
-  template <std::size_t I>
-  const auto& get() const {
-    return unwrap_child(std::get<I>(storage));
-  }
-
-  /// Calls f(name, child) for each child in order.
-  template <class F>
-  void for_each_child(F&& f) const {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(name<I>(), get<I>()), ...); }
-    (std::make_index_sequence<size>{});
-  }
-
-  /// (name_1 = init(rng.fold_in(0), child_1), …); rng advances once.
-  template <class T>
-  auto init_children_parameters(rng& r) const {
-    auto ps =
-        init_each(r, [](rng& child, const auto& l) { return initialparameters<T>(child, l); });
-    r.advance();
-    return ps;
-  }
-  template <class T>
-  auto init_children_states(rng& r) const {
-    // fold_in with an offset so that states never reuse the parameters' streams.
-    auto st = init_each(r, [](rng& child, const auto& l) {
-      rng s = child.fold_in(0x5747);
-      return initialstates<T>(s, l);
-    });
-    r.advance();
-    return st;
-  }
-
-  /// Runs f() with errors prefixed by the I-th child's name.
-  template <std::size_t I, class F>
-  static decltype(auto) in_child(F&& f) {
-    return with_path(name<I>(), std::forward<F>(f));
-  }
-
-  void print_children(std::ostream& os) const {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      ((os << (I ? ", " : "") << name<I>() << " = " << get<I>()), ...);
-    }
-    (std::make_index_sequence<size>{});
-  }
-
- private:
-  template <class Init>
-  auto init_each(rng& r, Init init) const {
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return make_named_tuple<name_v<I>...>([&] {
-        rng child = r.fold_in(I);
-        return init(child, get<I>());
-      }()...);
-    }
-    (std::make_index_sequence<size>{});
-  }
-};
-/// Whether a transparent container's only child is itself a container.
-template <class B>
-inline constexpr bool has_children_v = false;
-template <class S>
-inline constexpr bool has_children_v<children<S>> =
-    requires(const typename child_traits<S>::layer_type& l) {
-  l.for_each_child([](std::string_view, const auto&) {});
-};
-
-template <class List>
-struct children_of;
-template <class... S>
-struct children_of<type_list<S...>> {
-  using type = children<S...>;
-};
-
-template <class... L>
-struct concat_lists;
-template <>
-struct concat_lists<> {
-  using type = type_list<>;
-};
-template <class... A>
-struct concat_lists<type_list<A...>> {
-  using type = type_list<A...>;
-};
-template <class... A, class... B, class... Rest>
-struct concat_lists<type_list<A...>, type_list<B...>, Rest...> {
-  using type = typename concat_lists<type_list<A..., B...>, Rest...>::type;
-};
-}  // namespace detail
 
 /// The tag that turns Chain's structural optimizations off.
 struct disable_optimizations_t {
@@ -367,9 +176,15 @@ struct Chain : detail::children_of<typename detail::chain_specs<Args...>::type>:
     } else if constexpr (transparent) {
       return apply(this->template get<0>(), x, ps, st);
     } else {
-      auto [y, states] = forward_from<0>(x, ps, st);
-      return std::pair{std::move(y), make_named_tuple_from<ST>(std::move(states),
-                                                               std::make_index_sequence<size>{})};
+      auto [y, states] = detail::fold_steps<size>(
+          [&](auto i, const auto& xi) {
+            constexpr std::size_t I = decltype(i)::value;
+            return base::template in_child<I>([&] {
+              return apply(this->template get<I>(), xi, ps.template at<I>(), st.template at<I>());
+            });
+          },
+          x);
+      return std::pair{std::move(y), make_named_tuple_from<ST>(std::move(states))};
     }
   }
 
@@ -380,16 +195,38 @@ struct Chain : detail::children_of<typename detail::chain_specs<Args...>::type>:
     } else if constexpr (transparent) {
       return lux::pullback(this->template get<0>(), x, ps, st);
     } else {
-      auto [y, states, backs] = pullback_from<0>(x, ps, st);
-      auto back = [backs = std::move(backs)](const auto& dy) {
-        auto [dx, grads] = back_from<size - 1>(backs, dy);
-        return gradients{std::move(dx), make_named_tuple_from<PS>(
-                                            std::move(grads), std::make_index_sequence<size>{})};
-      };
-      return pullback_result{
-          std::move(y),
-          make_named_tuple_from<ST>(std::move(states), std::make_index_sequence<size>{}),
-          std::move(back)};
+      auto [y, steps] = detail::fold_steps<size>(
+          [&](auto i, const auto& xi) {
+            constexpr std::size_t I = decltype(i)::value;
+            auto r = base::template in_child<I>([&] {
+              return lux::pullback(this->template get<I>(), xi, ps.template at<I>(),
+                                   st.template at<I>());
+            });
+            return std::pair{std::move(r.y), std::pair{std::move(r.st), std::move(r.back)}};
+          },
+          x);
+      return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        auto back =
+            [backs = detail::flat_tuple(
+                 std::in_place, std::move(detail::flat_get<I>(steps).second)...)](const auto& dy) {
+              // From the last layer to the first: step j runs layer size-1-j's pullback.
+              auto [dx, grads] = detail::fold_steps<size>(
+                  [&](auto j, const auto& dyj) {
+                    constexpr std::size_t J = size - 1 - decltype(j)::value;
+                    auto g =
+                        base::template in_child<J>([&] { return detail::flat_get<J>(backs)(dyj); });
+                    return std::pair{std::move(g.dx), std::move(g.dps)};
+                  },
+                  dy);
+              return gradients{std::move(dx),
+                               make_named_tuple_from<PS>(detail::reversed(std::move(grads)))};
+            };
+        return pullback_result{std::move(y),
+                               make_named_tuple_from<ST>(
+                                   std::in_place, std::move(detail::flat_get<I>(steps).first)...),
+                               std::move(back)};
+      }
+      (std::make_index_sequence<size>{});
     }
   }
 
@@ -431,50 +268,6 @@ struct Chain : detail::children_of<typename detail::chain_specs<Args...>::type>:
       return out;
     else
       return output_shape_from<I + 1>(out);
-  }
-
-  template <std::size_t I, class X, class PS, class ST>
-  auto forward_from(const X& x, const PS& ps, const ST& st) const {
-    auto r = base::template in_child<I>([&] {
-      return apply(this->template get<I>(), x, ps.template at<I>(), st.template at<I>());
-    });
-    if constexpr (I + 1 == size) {
-      return std::pair{std::move(r.first), std::make_tuple(std::move(r.second))};
-    } else {
-      auto rest = forward_from<I + 1>(r.first, ps, st);
-      return std::pair{std::move(rest.first), std::tuple_cat(std::make_tuple(std::move(r.second)),
-                                                             std::move(rest.second))};
-    }
-  }
-
-  template <std::size_t I, class X, class PS, class ST>
-  auto pullback_from(const X& x, const PS& ps, const ST& st) const {
-    auto r = base::template in_child<I>([&] {
-      return lux::pullback(this->template get<I>(), x, ps.template at<I>(), st.template at<I>());
-    });
-    if constexpr (I + 1 == size) {
-      return std::make_tuple(std::move(r.y), std::make_tuple(std::move(r.st)),
-                             std::make_tuple(std::move(r.back)));
-    } else {
-      auto rest = pullback_from<I + 1>(r.y, ps, st);
-      return std::make_tuple(
-          std::move(std::get<0>(rest)),
-          std::tuple_cat(std::make_tuple(std::move(r.st)), std::move(std::get<1>(rest))),
-          std::tuple_cat(std::make_tuple(std::move(r.back)), std::move(std::get<2>(rest))));
-    }
-  }
-
-  // Walks the pullbacks from the last layer to the first: returns (dx, (dps_0 … dps_I)).
-  template <std::size_t I, class Backs, class DY>
-  static auto back_from(const Backs& backs, const DY& dy) {
-    auto g = base::template in_child<I>([&] { return std::get<I>(backs)(dy); });
-    if constexpr (I == 0) {
-      return std::pair{std::move(g.dx), std::make_tuple(std::move(g.dps))};
-    } else {
-      auto rest = back_from<I - 1>(backs, g.dx);
-      return std::pair{std::move(rest.first),
-                       std::tuple_cat(std::move(rest.second), std::make_tuple(std::move(g.dps)))};
-    }
   }
 };
 

@@ -17,9 +17,9 @@
 //                                (the number of children is part of the ps type).
 //   PairwiseFusion(conn, layers...)  tuple x of N+1 elements: y = x_1; y = conn(layer_i(y),
 //                                x_{i+1}); any other x: y = x; y = conn(layer_i(y), x).
-//                                ⚠ LUX_SEMANTICS §2.3: the layer output comes FIRST (Lux's code
-//                                and tests: (2,10,20,40) → [125,1728,8000,40] with vcat); the
-//                                document shows connection(x[i+1], layers[i](y)).
+//                                ⚠ the layer output comes FIRST, as in Lux's code and tests
+//                                ((2,10,20,40) → [125,1728,8000,40] with vcat); Lux's
+//                                documentation shows connection(x[i+1], layers[i](y)).
 //   SkipConnection(layers, conn) y = conn(layers(x), x). A callable conn: ps/st are those of
 //                                `layers` (not nested). A layer conn gets the std::tuple
 //                                (layers(x), x) and ps/st = (layers = …, connection = …), as Lux.
@@ -368,32 +368,70 @@ struct PairwiseFusion : detail::children<Specs...> {
   template <class X, class PS, class ST>
   auto forward(const X& x, const PS& ps, const ST& st) const {
     check<X>();
-    auto [y, states] = forward_from<0>(input<0>(x), x, ps, st);
-    return std::pair{std::move(y), make_named_tuple_from<ST>(std::move(states),
-                                                             std::make_index_sequence<size>{})};
+    auto [y, states] = detail::fold_steps<size>(
+        [&](auto i, const auto& yi) {
+          constexpr std::size_t I = decltype(i)::value;
+          auto r = base::template in_child<I>([&] {
+            return apply(this->template get<I>(), yi, ps.template at<I>(), st.template at<I>());
+          });
+          return std::pair{connection(r.first, input<I + 1>(x)), std::move(r.second)};
+        },
+        input<0>(x));
+    return std::pair{std::move(y), make_named_tuple_from<ST>(std::move(states))};
   }
 
   template <class X, class PS, class ST>
   auto pullback(const X& x, const PS& ps, const ST& st) const {
     check<X>();
-    auto [y, states, backs] = pullback_from<0>(input<0>(x), x, ps, st);
-    auto back = [backs = std::move(backs)](const auto& dy) {
-      auto [dx0, dps, dxs] = back_from<size - 1>(backs, dy);
-      auto dps_nt = make_named_tuple_from<PS>(std::move(dps), std::make_index_sequence<size>{});
-      if constexpr (detail::is_std_tuple_v<X>) {
-        return gradients{std::tuple_cat(std::make_tuple(std::move(dx0)), std::move(dxs)),
-                         std::move(dps_nt)};
-      } else {
-        auto dx = std::apply(
-            [&](auto&... d) { return detail::sum_gradients(std::move(dx0), std::move(d)...); },
-            dxs);
-        return gradients{std::move(dx), std::move(dps_nt)};
-      }
-    };
-    return pullback_result{
-        std::move(y),
-        make_named_tuple_from<ST>(std::move(states), std::make_index_sequence<size>{}),
-        std::move(back)};
+    auto [y, steps] = detail::fold_steps<size>(
+        [&](auto i, const auto& yi) {
+          constexpr std::size_t I = decltype(i)::value;
+          auto r = base::template in_child<I>([&] {
+            return lux::pullback(this->template get<I>(), yi, ps.template at<I>(),
+                                 st.template at<I>());
+          });
+          auto [out, cb] = detail::connection_pullback(connection, r.y, input<I + 1>(x));
+          return std::pair{std::move(out),
+                           std::tuple{std::move(r.st), std::move(r.back), std::move(cb)}};
+        },
+        input<0>(x));
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      auto backs = detail::flat_tuple(
+          std::in_place, std::pair{std::move(std::get<1>(detail::flat_get<I>(steps))),
+                                   std::move(std::get<2>(detail::flat_get<I>(steps)))}...);
+      auto back = [backs = std::move(backs)](const auto& dy) {
+        // From the last step to the first: step j undoes connection and layer size-1-j and keeps
+        // (dps, the gradient of the connection's second input x_{J+1}).
+        auto [dx0, kept] = detail::fold_steps<size>(
+            [&](auto j, const auto& dyj) {
+              constexpr std::size_t J = size - 1 - decltype(j)::value;
+              const auto& [layer_back, conn_back] = detail::flat_get<J>(backs);
+              auto dconn = conn_back(dyj);
+              auto g = base::template in_child<J>([&] { return layer_back(std::get<0>(dconn)); });
+              return std::pair{std::move(g.dx),
+                               std::pair{std::move(g.dps), std::move(std::get<1>(dconn))}};
+            },
+            dy);
+        auto in_order = detail::reversed(std::move(kept));
+        auto dps = make_named_tuple_from<PS>(std::in_place,
+                                             std::move(detail::flat_get<I>(in_order).first)...);
+        if constexpr (detail::is_std_tuple_v<X>) {
+          return gradients{
+              std::make_tuple(std::move(dx0), std::move(detail::flat_get<I>(in_order).second)...),
+              std::move(dps)};
+        } else {
+          return gradients{detail::sum_gradients(
+                               std::move(dx0), std::move(detail::flat_get<I>(in_order).second)...),
+                           std::move(dps)};
+        }
+      };
+      return pullback_result{
+          std::move(y),
+          make_named_tuple_from<ST>(std::in_place,
+                                    std::move(std::get<0>(detail::flat_get<I>(steps)))...),
+          std::move(back)};
+    }
+    (std::make_index_sequence<size>{});
   }
 
   void print(std::ostream& os) const {
@@ -427,59 +465,6 @@ struct PairwiseFusion : detail::children<Specs...> {
       return out;
     else
       return shape_from<I + 1>(out, in);
-  }
-
-  template <std::size_t I, class Y, class X, class PS, class ST>
-  auto forward_from(const Y& y, const X& x, const PS& ps, const ST& st) const {
-    auto r = base::template in_child<I>([&] {
-      return apply(this->template get<I>(), y, ps.template at<I>(), st.template at<I>());
-    });
-    auto out = connection(r.first, input<I + 1>(x));
-    if constexpr (I + 1 == size) {
-      return std::pair{std::move(out), std::make_tuple(std::move(r.second))};
-    } else {
-      auto rest = forward_from<I + 1>(out, x, ps, st);
-      return std::pair{std::move(rest.first), std::tuple_cat(std::make_tuple(std::move(r.second)),
-                                                             std::move(rest.second))};
-    }
-  }
-
-  template <std::size_t I, class Y, class X, class PS, class ST>
-  auto pullback_from(const Y& y, const X& x, const PS& ps, const ST& st) const {
-    auto r = base::template in_child<I>([&] {
-      return lux::pullback(this->template get<I>(), y, ps.template at<I>(), st.template at<I>());
-    });
-    auto [out, cb] = detail::connection_pullback(connection, r.y, input<I + 1>(x));
-    auto step = std::pair{std::move(r.back), std::move(cb)};
-    if constexpr (I + 1 == size) {
-      return std::make_tuple(std::move(out), std::make_tuple(std::move(r.st)),
-                             std::make_tuple(std::move(step)));
-    } else {
-      auto rest = pullback_from<I + 1>(out, x, ps, st);
-      return std::make_tuple(
-          std::move(std::get<0>(rest)),
-          std::tuple_cat(std::make_tuple(std::move(r.st)), std::move(std::get<1>(rest))),
-          std::tuple_cat(std::make_tuple(std::move(step)), std::move(std::get<2>(rest))));
-    }
-  }
-
-  // From the last step to the first: (dx_1, (dps_1 … dps_I), (dx_2 … dx_{I+1})).
-  template <std::size_t I, class Backs, class DY>
-  static auto back_from(const Backs& backs, const DY& dy) {
-    const auto& [layer_back, conn_back] = std::get<I>(backs);
-    auto dconn = conn_back(dy);
-    auto g = base::template in_child<I>([&] { return layer_back(std::get<0>(dconn)); });
-    auto dxi = std::move(std::get<1>(dconn));
-    if constexpr (I == 0) {
-      return std::make_tuple(std::move(g.dx), std::make_tuple(std::move(g.dps)),
-                             std::make_tuple(std::move(dxi)));
-    } else {
-      auto rest = back_from<I - 1>(backs, g.dx);
-      return std::make_tuple(
-          std::move(std::get<0>(rest)),
-          std::tuple_cat(std::move(std::get<1>(rest)), std::make_tuple(std::move(g.dps))),
-          std::tuple_cat(std::move(std::get<2>(rest)), std::make_tuple(std::move(dxi))));
-    }
   }
 };
 template <class C, class... A>
@@ -529,7 +514,7 @@ struct SkipConnection {
       return detail::with_path("connection",
                                [&] { return outputsize(connection, std::make_tuple(ms, in)); });
     else
-      return connection.output_shape(ms, in);
+      return detail::with_path("connection", [&] { return connection.output_shape(ms, in); });
   }
 
   template <class X, class PS, class ST>
@@ -543,7 +528,8 @@ struct SkipConnection {
       return std::pair{std::move(c.first),
                        ST(typename ST::values_type(std::move(r.second), std::move(c.second)))};
     } else {
-      return std::pair{connection(r.first, x), std::move(r.second)};
+      auto y = detail::with_path("connection", [&] { return connection(r.first, x); });
+      return std::pair{std::move(y), std::move(r.second)};
     }
   }
 
@@ -566,9 +552,10 @@ struct SkipConnection {
                              ST(typename ST::values_type(std::move(r.st), std::move(c.st))),
                              std::move(back)};
     } else {
-      auto [y, cb] = detail::connection_pullback(connection, r.y, x);
+      auto [y, cb] = detail::with_path(
+          "connection", [&] { return detail::connection_pullback(connection, r.y, x); });
       auto back = [lb = std::move(r.back), cb = std::move(cb)](const auto& dy) {
-        auto dc = cb(dy);
+        auto dc = detail::with_path("connection", [&] { return cb(dy); });
         auto gl = detail::with_path("layers", [&] { return lb(std::get<0>(dc)); });
         return gradients{add{}(gl.dx, std::get<1>(dc)), std::move(gl.dps)};
       };

@@ -16,9 +16,9 @@
 //   bias_activation(σ, z, bias)
 // so the O(out·in1·in2·B) work is one large GEMM and the rest is O(out·in1·B). The backward
 // runs the same two kernels' backward passes in reverse (saving x, y and Wy).
-// Defaults: the seed document's interface — init_weight = glorot_uniform (on the 3-d shape
+// Defaults: the interface of Lux's "Built-In Layers" documentation — init_weight = glorot_uniform (on the 3-d shape
 // (out, in1, in2), i.e. WeightInitializers' fans fan_in = out·in1, fan_out = out·in2),
-// init_bias = zeros. ⚠ LUX_SEMANTICS §2.3: Lux's code draws (randn32 − 0.5)·2/√in1 for the
+// init_bias = zeros. ⚠ Lux 1.x's source: Lux's code draws (randn32 − 0.5)·2/√in1 for the
 // weight and U(±1/√in1) for the bias; pass {.init_weight = ..., .init_bias = ...} to change.
 // The bias is a vector (out) (the document says (out, 1); Lux's code and Dense here use (out)).
 //
@@ -29,9 +29,9 @@
 // index k is k − 1 here. An index out of range throws lux::argument_error
 // "Embedding 10 => 4: embedding_lookup: index 12 at position 3 ...". ps: weight (out, in).
 // dx = lux::none (indices have no derivative); dweight is the deterministic scatter-add of the
-// embedding kernel. Default init_weight = randn (the seed document's randn32; ⚠ LUX_SEMANTICS
-// §2.3: the code's default is rand32). Lux's newer multi-dimensional `in` (tuples of indices) is
-// not in the seed document and not provided: linearize such indices into one column index.
+// embedding kernel. Default init_weight = randn (the documented randn32; ⚠ Lux
+// 1.x's source: the code's default is rand32). Lux's newer multi-dimensional `in` (tuples of indices) is
+// not in Lux's documentation and not provided: linearize such indices into one column index.
 //
 // ---- Scale -----------------------------------------------------------------------------------
 //   lux::Scale({3, 4}, lux::tanh_{})               // Scale((3, 4), tanh)
@@ -40,8 +40,8 @@
 // y = σ.(x .* weight .+ bias), weight and bias of shape dims (d1, ..., dK); x is (dims...,
 // batch...) (rank ≥ K, its first K sizes equal dims; weight/bias broadcast over the rest).
 // ps: weight (dims), bias (dims) (absent without bias). st: none.
-// Defaults: the seed document's interface — init_weight = ones, init_bias = zeros. ⚠
-// LUX_SEMANTICS §2.3: Lux's code initializes the weight with glorot_uniform; pass
+// Defaults: the interface of Lux's "Built-In Layers" documentation — init_weight = ones, init_bias = zeros. ⚠
+// Lux 1.x's source: Lux's code initializes the weight with glorot_uniform; pass
 // lux::scale_options{.init_weight = lux::glorot_uniform{}} for that.
 // Computation: x .* weight is a plain loop (no kernel scales rows), then the bias_activation
 // kernel adds the bias and applies σ in place; the backward uses bias_activation_backward and
@@ -130,7 +130,7 @@ Tensor<T, N> add(Tensor<T, N> a, const V& b) {
 // Bilinear
 // =============================================================================================
 
-/// Bilinear's keyword arguments (seed document defaults).
+/// Bilinear's keyword arguments (Lux's documented defaults).
 template <class WInit = glorot_uniform, class BInit = zeros>
 struct bilinear_options {
   WInit init_weight{};
@@ -386,7 +386,7 @@ Bilinear(std::pair<index_t, index_t>, F, O) -> Bilinear<F, true, O>;
 // Embedding
 // =============================================================================================
 
-/// Embedding's keyword arguments (seed document default: randn32).
+/// Embedding's keyword arguments (Lux's documented default: randn32).
 template <class WInit = randn>
 struct embedding_options {
   WInit init_weight{};
@@ -499,7 +499,7 @@ Embedding(std::pair<index_t, index_t>, O) -> Embedding<O>;
 // Scale
 // =============================================================================================
 
-/// Scale's keyword arguments (seed document defaults: ones32, zeros32).
+/// Scale's keyword arguments (Lux's documented defaults: ones32, zeros32).
 template <class WInit = ones, class BInit = zeros>
 struct scale_options {
   WInit init_weight{};

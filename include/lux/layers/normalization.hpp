@@ -14,7 +14,7 @@
 // affine / track_stats are template parameters (like Dense's UseBias): they change the types of
 // ps and st (fields absent, as Lux's `NamedTuple()` / no running statistics), which a runtime
 // option cannot. The other keyword arguments are an options struct (designated initializers),
-// defaults from the seed document: epsilon = 1e-5, momentum = 0.1, init_scale = ones,
+// defaults from Lux's documentation: epsilon = 1e-5, momentum = 0.1, init_scale = ones,
 // init_bias = zeros.
 //
 // BatchNorm and InstanceNorm share one implementation (detail::normlayer::running_norm); they
@@ -28,8 +28,8 @@
 //   shape_error, Lux's B ≠ 1 assertion). Test mode: the running statistics (TrackStats) or batch
 //   statistics (no TrackStats, LuxLib's behaviour).
 // GroupNorm(chs, groups, σ, {epsilon, init_scale, init_bias}) <F, Affine=true>
-//   ps (scale, bias) per channel; st (training) — the seed document lists `training`; Lux's code
-//   returns an empty state (LUX_SEMANTICS §2.3 ⚠). We follow the document (statelength 1); the
+//   ps (scale, bias) per channel; st (training) — Lux's documentation lists `training`; Lux's code
+//   returns an empty state (⚠ Lux 1.x's source). We follow the documentation (statelength 1); the
 //   flag does not change the computation. Contiguous channel blocks, statistics per
 //   (group, sample) over spatial × C/G.
 // InstanceNorm(chs, σ, {epsilon, momentum, init_scale, init_bias}) <F, Affine=true,
@@ -42,7 +42,7 @@
 //   ps scale, bias of shape (shape..., 1) (rank M + 1), st empty. dims: the default lux::all_dims
 //   is Lux's `dims = Colon()` — statistics over the WHOLE array, batch included, one (μ, σ²) per
 //   call (the document: "computes mean and standard deviation over the whole input array";
-//   LUX_SEMANTICS §2.3 bold note). This is deliberately Lux's default, not PyTorch's:
+//   Lux's BatchNorm docstring). This is deliberately Lux's default, not PyTorch's:
 //   `{.dims = lux::leading_dims{M}}` normalizes each sample over its first M dims
 //   (Julia dims = 1:M), which is PyTorch's nn.LayerNorm(normalized_shape). x must have rank
 //   ≥ M + 1 and x's first M sizes must equal shape (or shape's entry is 1: broadcast).

@@ -15,12 +15,12 @@
 //   GlobalMaxPool / GlobalMeanPool: (1, …, 1, C, B), any rank 3 … 5.
 // The numerics are the kernels of lux/kernels/pooling.hpp (NNlib's): max pooling treats padding as
 // −∞ and routes the gradient to the first maximum in column-major window order; mean pooling
-// counts padding cells as zeros in the divisor ∏k (count_include_pad = true, LUX_SEMANTICS §2.3).
+// counts padding cells as zeros in the divisor ∏k (count_include_pad = true, as NNlib).
 //
-// Options (Lux's keywords; seed-document defaults): stride (default = window), pad (one value, S
+// Options (Lux's keywords; documented defaults): stride (default = window), pad (one value, S
 // values, 2S values (lo₁, hi₁, …) or lux::same_pad{}: total d·(k − 1), low side the larger half,
-// stride ignored, as Lux's calc_padding), dilation (Lux's code has it, default 1; the seed
-// document does not list it). The seed document's `MaxPool(window; pad=0, stride=window)` is the
+// stride ignored, as Lux's calc_padding), dilation (Lux's code has it, default 1; Lux's
+// documentation does not list it). The documented `MaxPool(window; pad=0, stride=window)` is the
 // interface followed.
 //
 // Display (Lux): `MaxPool((2, 2))`, `MeanPool((3, 3), pad=1, stride=2)` (pad / stride / dilation

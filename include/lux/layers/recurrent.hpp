@@ -16,7 +16,7 @@
 //             h' = (1 − z)⊙n + z⊙h       (n uses r ⊙ (W_hn h + b_hn), as Lux and PyTorch)
 // ps: weight_ih (G·o, in), weight_hh (G·o, o), bias_ih (G·o), bias_hh (G·o) [use_bias],
 //     hidden_state (o) [train_state], memory (o) [LSTM, train_memory] — Lux ≥ 1.0's code
-//     (LUX_SEMANTICS §2.3). The seed document's older names (weight_i, weight_h, one `bias`) are
+//     (Lux 1.x's source). The older names of Lux's "Built-In Layers" documentation (weight_i, weight_h, one `bias`) are
 //     not used: its single bias is the sum bias_ih + bias_hh here, as in Lux 1.x and PyTorch.
 // st: (rng,). The structural options use_bias / train_state / train_memory change the parameter
 //     tree's type, so they are a compile-time lux::recurrent_flags argument; initializers are the
@@ -34,7 +34,7 @@
 //   structure; hidden_state / memory get Σ_B of the carry gradient in the x-only form and zeros
 //   in the tuple form (where they are unused).
 //
-// Initialization — a deliberate choice (LUX_SEMANTICS §2.3 ⚠): the interface is the document's
+// Initialization — a deliberate choice (⚠ Lux 1.x's source): the interface is the documented one
 //   (init_weight / init_bias take one initializer for the whole matrix or one per gate, in gate
 //   order; init_state, init_memory), but the default for weights and biases is the
 //   U(−1/√o, 1/√o) that Lux's code intends ("Default from PyTorch") and PyTorch uses — not the

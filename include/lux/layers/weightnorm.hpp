@@ -15,7 +15,7 @@
 // broadcast array (g has v's shape with 1 everywhere except along d). dims: one 0-based
 // dimension per name; −1 (the default, Lux's dims = nothing) means the last dimension. So for
 // Dense's weight (out, in) the default norms are per input column (Lux), not per output row as
-// PyTorch's weight_norm(dim=0) — PyTorch's dim=1 matches (LUX_SEMANTICS §2.3). print() shows
+// PyTorch's weight_norm(dim=0) — PyTorch's dim=1 matches (Lux 1.x's source). print() shows
 // dims 1-based as Lux does (`dims = (1,)`), or `nothing` for the default.
 //
 // Initialization: v = the wrapped layer's initial parameter, g = norm_except(v); an all-zero

@@ -333,7 +333,10 @@ struct tree_leaf<T, named_tuple<F...>> {
 template <field_name N, class V, class... F>
 auto prepend_field(V& v, named_tuple<F...> t) {
   using R = named_tuple<named_field<N, V&>, F...>;
-  return R(std::tuple_cat(std::tuple<V&>(v), std::move(t.values())));
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return R(std::in_place, v, std::forward<typename F::type>(t.template at<I>())...);
+  }
+  (std::index_sequence_for<F...>{});
 }
 }  // namespace detail
 
