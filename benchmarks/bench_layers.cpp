@@ -7,7 +7,7 @@
 //   * LSTM: Recurrence(LSTMCell(64 => 128)) on (64, T = 32, B = 32), forward + BPTT, against the
 //     bare Eigen sgemms of the same products (per step W_ih x, W_hh h; backward dW_ih, dW_hh,
 //     dx, dh: six products), i.e. the floor set by the GEMMs alone;
-//   * LeNet (the model) on (28, 28, 1, 64), forward and forward + backward, reported in
+//   * LeNet (Lux's LeNet-5 layout) on (28, 28, 1, 64), forward and forward + backward, reported in
 //     GFLOP/s of its convolutions and dense products (no single-GEMM baseline fits its mix of
 //     small products, so the figure is absolute; bench_conv / bench_dense hold the per-kernel
 //     ratios).

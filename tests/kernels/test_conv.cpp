@@ -5,7 +5,7 @@
 //   2. generic vs looped agreement, including shapes big enough to run the threaded paths;
 //   3. central finite differences in double for dx, dweight, dbias of conv and conv_transpose;
 //   4. PyTorch fixtures (tests/fixtures/conv.txt from make_conv_fixtures.py);
-//   5. error paths, plus Lux's own Conv test case (LUX_SEMANTICS.md §4).
+//   5. error paths, plus Lux's own Conv test case (from Lux's layer tests).
 // The grid of options is a table of cases (stride 1/2, pad 0/1/asymmetric/same, dilation 1/2,
 // groups 1/2/depthwise, flipped or not, 1-d/2-d/3-d), not a product of template instantiations.
 //

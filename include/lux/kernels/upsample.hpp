@@ -16,7 +16,7 @@
 //       which is PyTorch's upsample_bilinear2d / upsample_trilinear3d. The ratio is computed from
 //       the sizes, not from the scale (so the scale form equals the size form for its size).
 //       align_corners DEFAULTS TO TRUE: that is NNlib's default, and Lux's Upsample layer never
-//       forwards its own align_corners keyword (LUX_SEMANTICS §2.3), so a Lux model always
+//       forwards its own align_corners keyword (Lux 1.x's source), so a Lux model always
 //       interpolates with aligned corners; a port must do the same to reproduce it. PyTorch's
 //       default is false — pass false to match F.interpolate's default.
 //   pixel_shuffle(x, r)   x (spatial..., C·r^d, B), d = N − 2 → y (r·spatial..., C, B):

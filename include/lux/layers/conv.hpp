@@ -17,7 +17,7 @@
 // y = σ.(conv(x, weight) .+ bias): lux::fused_conv_bias_activation (lux/kernels/conv.hpp) and, for
 // ConvTranspose, lux::fused_conv_transpose_bias_activation (NNlib's ∇conv_data used forward).
 //
-// Options (Lux's keyword arguments, C++20 designated initializers, defaults as in the seed doc):
+// Options (Lux's keyword arguments, C++20 designated initializers, defaults as Lux documents them):
 //   stride   one value or S values                                      (default 1)
 //   pad      one value, S values (symmetric per dimension), 2S values (lo₁, hi₁, lo₂, hi₂, …;
 //            Lux's order, dimension 1 = W first), or lux::same_pad{}   (default 0)
@@ -34,7 +34,7 @@
 //   cross_correlation  (newer Lux's keyword; default false = true convolution, the kernel flipped)
 //   outpad   (ConvTranspose only) one value or S values (default 0)
 //
-// Initialization — doc vs code (LUX_SEMANTICS §2.3): the seed document's interface says
+// Initialization — documentation vs Lux 1.x's source: Lux's documented interface says
 // init_weight = glorot_uniform, init_bias = zeros32 for Conv, CrossCor and ConvTranspose, and that
 // is the default here. Lux ≥ 1.0's Conv code instead uses kaiming_uniform with
 // gain = calculate_gain(σ, √5) over fan_in = ∏k·in/groups and a U(±1/√fan_in) bias; pass
@@ -42,7 +42,7 @@
 // glorot_uniform / zeros32, as here. The weight's fans are computed from its own shape (for
 // ConvTranspose (k..., out/g, in): fan_in = ∏k·out/g, fan_out = ∏k·in), as WeightInitializers does.
 //
-// CrossCor: Lux ≤ 0.5's layer of its own (the seed document lists it); Lux v1 removed it in favour
+// CrossCor: Lux ≤ 0.5's layer of its own (Lux's "Built-In Layers" documentation lists it); Lux v1 removed it in favour
 // of Conv(…; cross_correlation = true). Here lux::CrossCor is a Conv with cross_correlation = true
 // that prints as `CrossCor((3, 3), 1 => 6)`; Conv with the option prints Lux v1's
 // `Conv((3, 3), 1 => 6, cross_correlation=true)`.

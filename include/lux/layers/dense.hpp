@@ -7,9 +7,9 @@
 // Input (in, batch...) of any rank ≥ 1: it is reshaped to (in, :) and the output to
 // (out, batch...), as Lux does; a vector (in) gives a vector (out).
 //
-// Initialization: the seed document's interface — init_weight = glorot_uniform,
+// Initialization: Lux's documented interface — init_weight = glorot_uniform,
 // init_bias = zeros. (Lux ≥ 1.0's code uses kaiming_uniform with a gain depending on σ and a
-// uniform bias, see LUX_SEMANTICS §2.3; pass lux::kaiming_uniform{...} to get that.)
+// uniform bias, in Lux 1.x's source; pass lux::kaiming_uniform{...} to get that.)
 //
 // The forward and backward passes are the fused kernels of lux/kernels/dense.hpp, so the
 // layer runs in the operation mode of its arrays. pullback's `back` owns a copy of x and

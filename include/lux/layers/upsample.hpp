@@ -9,14 +9,14 @@
 //   nearest    any rank ≥ 3 (spatial..., C, B); integer scale per spatial dimension (one value is
 //              broadcast), y[o] = x[⌊o / scale⌋]; or a size that is a multiple of the input's.
 //   linear     (W, C, B): computed as bilinear on (W, 1, C, B) (NNlib's upsample_linear is the 1-d
-//              case of the same interpolation); the seed document lists :linear, Lux's code
+//              case of the same interpolation); Lux's documentation lists :linear, Lux's code
 //              asserts mode ∈ (:nearest, :bilinear, :trilinear).
 //   bilinear   (W, H, C, B);  trilinear (W, H, D, C, B).  Real scale ≥ 1 gives ⌊scale·in⌋, or a
 //              size ≥ 1. Kernels: lux/kernels/upsample.hpp (NNlib's, = PyTorch's interpolation).
 //   The input's rank is checked at run time for the linear modes (the mode is a value):
 //   shape_error.
 //
-// align_corners — doc vs code (LUX_SEMANTICS §2.3 ⚠): the seed document's interface has no
+// align_corners — documentation vs code (⚠ Lux 1.x's source): the documented interface has no
 // align_corners; Lux's code has an `align_corners = false` keyword that it NEVER forwards to
 // NNlib, whose default is true, so every Lux model interpolates with aligned corners. Chosen
 // numerics: reproduce what Lux computes — upsample_options::align_corners defaults to TRUE, and
