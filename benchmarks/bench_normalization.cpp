@@ -1,6 +1,8 @@
 // Normalization benchmarks: batchnorm (training), groupnorm (32 groups) and instancenorm on
 // (56, 56, 64, 32) [WHCN], layernorm on (1024, 4096) over dim 1; float32, forward and backward,
-// looped mode, plus the generic mode of each forward. Bytes processed count every input read once
+// looped mode, plus the generic mode of each forward. The *_channels_first variants run the same
+// kernels on the same data laid out (64, 56, 56, 32) [CWHN, channels-last memory] with
+// lux::channel_dim{0}. Bytes processed count every input read once
 // and every output written once: forward x + y (+ the per-channel parameters), backward dy + x +
 // dx. The same binary measures memcpy of the same byte counts (n floats copied = 2n·4 bytes),
 // single-threaded and split over all threads, as the bandwidth limit.
@@ -33,6 +35,7 @@ using lux::shape_t;
 using lux::Tensor;
 
 constexpr shape_t<4> image_shape{56, 56, 64, 32};
+constexpr shape_t<4> image_shape_cf{64, 56, 56, 32};  // the same tensor, channels first
 constexpr shape_t<2> sequence_shape{1024, 4096};
 constexpr index_t channels = 64, groups = 32;
 constexpr std::size_t copies = 4;  // x alone: 4 × 25.7 MB and 4 × 16.8 MB, both > 2 × L3
@@ -134,14 +137,20 @@ BENCHMARK(BM_memcpy_threads)
 
 // --- the kernels
 // ----------------------------------------------------------------------------------
-struct image_inputs {
-  explicit image_inputs(std::uint64_t seed)
-      : x(random_input(image_shape, seed + 1)), dy(random_input(image_shape, seed + 2)) {}
+/// The image batch; channels first (CWHN, channel_dim{0}) with CF, else Lux's WHCN.
+template <bool CF>
+struct image_inputs_t {
+  static constexpr lux::channel_dim cd{CF ? 0 : -1};
+  explicit image_inputs_t(std::uint64_t seed)
+      : x(random_input(CF ? image_shape_cf : image_shape, seed + 1)),
+        dy(random_input(CF ? image_shape_cf : image_shape, seed + 2)) {}
   Tensor<float, 4> x, dy;
   Tensor<float, 1> scale{shape_t<1>{channels}, 1.5f}, bias{shape_t<1>{channels}, 0.25f};
   Tensor<float, 1> running_mean{shape_t<1>{channels}, 0.0f};
   Tensor<float, 1> running_var{shape_t<1>{channels}, 1.0f};
 };
+using image_inputs = image_inputs_t<false>;
+using image_inputs_cf = image_inputs_t<true>;
 struct sequence_inputs {
   explicit sequence_inputs(std::uint64_t seed)
       : x(random_input(sequence_shape, seed + 1)), dy(random_input(sequence_shape, seed + 2)) {}
@@ -180,22 +189,25 @@ void run_backward(benchmark::State& state, Fwd&& fwd, Bwd&& bwd, index_t n, inde
   set_bytes(state, 3, n, params);
 }
 
-template <class Mode>
+template <class Mode, bool CF = false>
 auto batchnorm_fwd(Mode mode = {}) {
-  return [mode](const image_inputs& in) {
-    return lux::batchnorm(mode, in.x, in.scale, in.bias, in.running_mean, in.running_var, true);
+  return [mode](const image_inputs_t<CF>& in) {
+    return lux::batchnorm(mode, in.x, in.scale, in.bias, in.running_mean, in.running_var, true,
+                          lux::identity{}, 0.1f, lux::default_norm_epsilon<float>(), in.cd);
   };
 }
-template <class Mode>
+template <class Mode, bool CF = false>
 auto groupnorm_fwd(Mode mode = {}) {
-  return [mode](const image_inputs& in) {
-    return lux::groupnorm(mode, in.x, in.scale, in.bias, groups);
+  return [mode](const image_inputs_t<CF>& in) {
+    return lux::groupnorm(mode, in.x, in.scale, in.bias, groups, lux::identity{},
+                          lux::default_norm_epsilon<float>(), in.cd);
   };
 }
-template <class Mode>
+template <class Mode, bool CF = false>
 auto instancenorm_fwd(Mode mode = {}) {
-  return [mode](const image_inputs& in) {
-    return lux::instancenorm(mode, in.x, in.scale, in.bias, true);
+  return [mode](const image_inputs_t<CF>& in) {
+    return lux::instancenorm(mode, in.x, in.scale, in.bias, true, lux::identity{},
+                             lux::default_norm_epsilon<float>(), in.cd);
   };
 }
 template <class Mode>
@@ -222,42 +234,65 @@ void BM_batchnorm_forward(benchmark::State& state) {
   run_forward<image_inputs>(state, batchnorm_fwd<Mode>(), n_image, 6 * channels);
   state.SetLabel(forward_baseline<Mode>("BM_batchnorm_forward<lux::looped_op>", n_image));
 }
+template <bool CF>
 void BM_batchnorm_backward(benchmark::State& state) {
-  run_backward<image_inputs>(
-      state, batchnorm_fwd<lux::looped_op>(),
-      [](const image_inputs& in, const auto& saved) {
-        return lux::batchnorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, saved);
+  run_backward<image_inputs_t<CF>>(
+      state, batchnorm_fwd<lux::looped_op, CF>(),
+      [](const image_inputs_t<CF>& in, const auto& saved) {
+        return lux::batchnorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, saved,
+                                       lux::identity{}, in.cd);
       },
       n_image, 4 * channels);
-  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
+  state.SetLabel(CF ? versus("BM_batchnorm_backward")
+                    : versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
 }
 template <class Mode>
 void BM_groupnorm_forward(benchmark::State& state) {
   run_forward<image_inputs>(state, groupnorm_fwd<Mode>(), n_image, 2 * channels);
   state.SetLabel(forward_baseline<Mode>("BM_groupnorm_forward<lux::looped_op>", n_image));
 }
+template <bool CF>
 void BM_groupnorm_backward(benchmark::State& state) {
-  run_backward<image_inputs>(
-      state, groupnorm_fwd<lux::looped_op>(),
-      [](const image_inputs& in, const auto& saved) {
-        return lux::groupnorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, groups, saved);
+  run_backward<image_inputs_t<CF>>(
+      state, groupnorm_fwd<lux::looped_op, CF>(),
+      [](const image_inputs_t<CF>& in, const auto& saved) {
+        return lux::groupnorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, groups, saved,
+                                       lux::identity{}, in.cd);
       },
       n_image, 4 * channels);
-  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
+  state.SetLabel(CF ? versus("BM_groupnorm_backward")
+                    : versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
 }
 template <class Mode>
 void BM_instancenorm_forward(benchmark::State& state) {
   run_forward<image_inputs>(state, instancenorm_fwd<Mode>(), n_image, 2 * channels);
   state.SetLabel(forward_baseline<Mode>("BM_instancenorm_forward<lux::looped_op>", n_image));
 }
+template <bool CF>
 void BM_instancenorm_backward(benchmark::State& state) {
-  run_backward<image_inputs>(
-      state, instancenorm_fwd<lux::looped_op>(),
-      [](const image_inputs& in, const auto& saved) {
-        return lux::instancenorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, saved);
+  run_backward<image_inputs_t<CF>>(
+      state, instancenorm_fwd<lux::looped_op, CF>(),
+      [](const image_inputs_t<CF>& in, const auto& saved) {
+        return lux::instancenorm_backward(in.dy, in.x, lux::none, in.scale, in.bias, saved,
+                                          lux::identity{}, in.cd);
       },
       n_image, 4 * channels);
-  state.SetLabel(versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
+  state.SetLabel(CF ? versus("BM_instancenorm_backward")
+                    : versus("BM_memcpy_threads/" + std::to_string(n_image * 3 / 2)));
+}
+// Channels first (channel_dim{0}), looped: against the same kernel with Lux's channel dimension.
+void BM_batchnorm_forward_channels_first(benchmark::State& state) {
+  run_forward<image_inputs_cf>(state, batchnorm_fwd<lux::looped_op, true>(), n_image, 6 * channels);
+  state.SetLabel(versus("BM_batchnorm_forward<lux::looped_op>"));
+}
+void BM_groupnorm_forward_channels_first(benchmark::State& state) {
+  run_forward<image_inputs_cf>(state, groupnorm_fwd<lux::looped_op, true>(), n_image, 2 * channels);
+  state.SetLabel(versus("BM_groupnorm_forward<lux::looped_op>"));
+}
+void BM_instancenorm_forward_channels_first(benchmark::State& state) {
+  run_forward<image_inputs_cf>(state, instancenorm_fwd<lux::looped_op, true>(), n_image,
+                               2 * channels);
+  state.SetLabel(versus("BM_instancenorm_forward<lux::looped_op>"));
 }
 template <class Mode>
 void BM_layernorm_forward(benchmark::State& state) {
@@ -277,11 +312,17 @@ void BM_layernorm_backward(benchmark::State& state) {
 
 #define LUX_NORM_BENCH(...) BENCHMARK(__VA_ARGS__)->Unit(benchmark::kMillisecond)->UseRealTime()
 LUX_NORM_BENCH(BM_batchnorm_forward<lux::looped_op>);
-LUX_NORM_BENCH(BM_batchnorm_backward);
+LUX_NORM_BENCH(BM_batchnorm_backward<false>)->Name("BM_batchnorm_backward");
 LUX_NORM_BENCH(BM_groupnorm_forward<lux::looped_op>);
-LUX_NORM_BENCH(BM_groupnorm_backward);
+LUX_NORM_BENCH(BM_groupnorm_backward<false>)->Name("BM_groupnorm_backward");
 LUX_NORM_BENCH(BM_instancenorm_forward<lux::looped_op>);
-LUX_NORM_BENCH(BM_instancenorm_backward);
+LUX_NORM_BENCH(BM_instancenorm_backward<false>)->Name("BM_instancenorm_backward");
+LUX_NORM_BENCH(BM_batchnorm_forward_channels_first);
+LUX_NORM_BENCH(BM_batchnorm_backward<true>)->Name("BM_batchnorm_backward_channels_first");
+LUX_NORM_BENCH(BM_groupnorm_forward_channels_first);
+LUX_NORM_BENCH(BM_groupnorm_backward<true>)->Name("BM_groupnorm_backward_channels_first");
+LUX_NORM_BENCH(BM_instancenorm_forward_channels_first);
+LUX_NORM_BENCH(BM_instancenorm_backward<true>)->Name("BM_instancenorm_backward_channels_first");
 LUX_NORM_BENCH(BM_layernorm_forward<lux::looped_op>);
 LUX_NORM_BENCH(BM_layernorm_backward);
 LUX_NORM_BENCH(BM_batchnorm_forward<lux::generic_op>);

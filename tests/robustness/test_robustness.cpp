@@ -913,6 +913,55 @@ void norm_family(harness& h) {
       });
     }
   }
+  {  // any channel dimension (channel_dim), and layernorm over any set of dimensions (dim_set)
+    const index_t k = r.percent(85) ? r.below(N) - (r.percent(20) ? 1 : 0)
+                                    : r.pick(std::array<index_t, 3>{-2, N, kMin});
+    const index_t kk = k == -1 ? static_cast<index_t>(N) - 2 : k;
+    const bool in_range = kk >= 0 && kk <= static_cast<index_t>(N) - 2;
+    const index_t Ck = kk >= 0 && kk < static_cast<index_t>(N) ? xs[kk] : 0;
+    const index_t G = r.percent(85) ? 1 + r.below(3) : r.extreme();
+    const lux::channel_dim cd{k};
+    const auto dk = [&] { return describe_args(str(xs), k, G); };
+    model mb;  // batchnorm: any dimension of x, the last included
+    mb.require(kk >= 0 && kk < static_cast<index_t>(N));
+    h.check("batchnorm channel_dim", decide(mb, {widen(xs)}, nx), dk, [&] {
+      const auto res = lux::batchnorm(x.v, lux::none, lux::none, lux::none, lux::none, training,
+                                      lux::identity{}, 0.1f, 1e-5f, cd);
+      return shapes(res.y);
+    });
+    model mg;
+    mg.require(in_range && G >= 1 && Ck % std::max<index_t>(G, 1) == 0);
+    h.check("groupnorm channel_dim", decide(mg, {widen(xs), widen(xs)}, nx), dk, [&] {
+      const auto res = lux::groupnorm(x.v, lux::none, lux::none, G, lux::identity{}, 1e-5f, cd);
+      auto g = lux::groupnorm_backward(x.v, x.v, lux::none, lux::none, lux::none, G, res.saved,
+                                       lux::identity{}, cd);
+      return shapes(res.y, g.dx);
+    });
+    model mi;
+    mi.require(N >= 3 && in_range);
+    h.check("instancenorm channel_dim", decide(mi, {widen(xs), widen(xs)}, nx), dk, [&] {
+      const auto res =
+          lux::instancenorm(x.v, lux::none, lux::none, training, lux::identity{}, 1e-5f, cd);
+      auto g = lux::instancenorm_backward(x.v, x.v, lux::none, lux::none, lux::none, res.saved,
+                                          lux::identity{}, cd);
+      return shapes(res.y, g.dx);
+    });
+    const std::uint64_t mask = r.percent(85) ? r.next() % (std::uint64_t{1} << N) : r.next();
+    model ml;
+    ml.require((mask >> N) == 0);
+    h.check(
+        "layernorm dim_set", decide(ml, {widen(xs), widen(xs)}, 2 * nx),
+        [&] { return describe_args(str(xs), mask); },
+        [&] {
+          lux::dim_set ds{std::initializer_list<int>{}};
+          for (int d = 0; d < 64; ++d)
+            if ((mask >> d) & 1u) ds.insert(d);
+          const auto res = lux::layernorm(x.v, lux::none, lux::none, lux::identity{}, ds);
+          auto g = lux::layernorm_backward(x.v, x.v, lux::none, lux::none, lux::none, res.saved,
+                                           lux::identity{}, ds);
+          return shapes(res.y, g.dx);
+        });
+  }
 }
 
 // =================================================================================================

@@ -16,6 +16,8 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <initializer_list>
 #include <limits>
 
 #include "lux/core/config.hpp"
@@ -145,5 +147,68 @@ template <class... Ints>
 constexpr shape_t<sizeof...(Ints)> make_shape(Ints... sizes) {
   return {static_cast<index_t>(sizes)...};
 }
+
+// =================================================================================================
+// Sets of dimensions
+// =================================================================================================
+
+/// Marker for "every dimension" (Julia's `dims = :`).
+struct all_dims_t {
+  explicit constexpr all_dims_t() = default;
+};
+inline constexpr all_dims_t all_dims{};
+
+/// A set of 0-based dimensions: lux::all_dims, one dimension, or a list (`{2, 3}`); what dropout's
+/// mask varies along and what layernorm normalizes over. Dimensions are validated against x's
+/// rank by the kernels (check_dim_set: lux::argument_error).
+class dim_set {
+ public:
+  constexpr dim_set(all_dims_t) noexcept : all_(true) {}  // NOLINT: implicit on purpose
+  constexpr dim_set(int d) noexcept { insert(d); }        // NOLINT: implicit on purpose
+  constexpr dim_set(std::initializer_list<int> ds) noexcept {
+    for (int d : ds) insert(d);
+  }
+  /// Adds dimension d (one outside [0, 64) makes the set invalid for every rank).
+  constexpr void insert(int d) noexcept {
+    if (d < 0 || d >= 64) {
+      if (!has_bad_) bad_ = d;
+      has_bad_ = true;
+    } else {
+      bits_ |= std::uint64_t{1} << d;
+    }
+  }
+
+  constexpr bool is_all() const noexcept { return all_; }
+  /// True when the mask varies along dimension d.
+  constexpr bool contains(std::size_t d) const noexcept {
+    return all_ || (d < 64 && ((bits_ >> d) & 1u) != 0);
+  }
+  /// Whether a listed dimension is outside [0, rank), and the first such one.
+  constexpr bool has_outside(std::size_t rank) const noexcept {
+    return has_bad_ || (rank < 64 && (bits_ >> rank) != 0);
+  }
+  constexpr int first_outside(std::size_t rank) const noexcept {
+    if (has_bad_) return bad_;
+    for (std::size_t d = rank; d < 64; ++d)
+      if ((bits_ >> d) & 1u) return static_cast<int>(d);
+    return 0;
+  }
+
+ private:
+  bool all_ = false;
+  bool has_bad_ = false;
+  std::uint64_t bits_ = 0;
+  int bad_ = 0;
+};
+
+namespace detail {
+/// Every dimension of `dims` must be one of x's (rank N).
+template <std::size_t N>
+void check_dim_set(const char* op, const dim_set& dims) {
+  require<argument_error>(!dims.has_outside(N), op, ": dims contains ", dims.first_outside(N),
+                          ", but x has rank ", N, " (dims are 0-based: 0 .. ",
+                          static_cast<int>(N) - 1, ")");
+}
+}  // namespace detail
 
 LUX_NAMESPACE_END

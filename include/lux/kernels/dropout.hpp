@@ -74,54 +74,6 @@ LUX_NAMESPACE_BEGIN
 // Types
 // ---------------------------------------------------------------------------------------------
 
-/// Marker for "every dimension" (Julia's `dims = :`).
-struct all_dims_t {
-  explicit constexpr all_dims_t() = default;
-};
-inline constexpr all_dims_t all_dims{};
-
-/// The dimensions along which a dropout mask varies: lux::all_dims, one 0-based dimension, or a
-/// list of 0-based dimensions (`{2, 3}`). Dimensions are validated against x's rank by the
-/// kernels (lux::argument_error).
-class dim_set {
- public:
-  constexpr dim_set(all_dims_t) noexcept : all_(true) {}  // NOLINT: implicit on purpose
-  constexpr dim_set(int d) noexcept { add(d); }           // NOLINT: implicit on purpose
-  constexpr dim_set(std::initializer_list<int> ds) noexcept {
-    for (int d : ds) add(d);
-  }
-
-  constexpr bool is_all() const noexcept { return all_; }
-  /// True when the mask varies along dimension d.
-  constexpr bool contains(std::size_t d) const noexcept {
-    return all_ || (d < 64 && ((bits_ >> d) & 1u) != 0);
-  }
-  /// Whether a listed dimension is outside [0, rank), and the first such one.
-  constexpr bool has_outside(std::size_t rank) const noexcept {
-    return has_bad_ || (rank < 64 && (bits_ >> rank) != 0);
-  }
-  constexpr int first_outside(std::size_t rank) const noexcept {
-    if (has_bad_) return bad_;
-    for (std::size_t d = rank; d < 64; ++d)
-      if ((bits_ >> d) & 1u) return static_cast<int>(d);
-    return 0;
-  }
-
- private:
-  constexpr void add(int d) noexcept {
-    if (d < 0 || d >= 64) {
-      if (!has_bad_) bad_ = d;
-      has_bad_ = true;
-    } else {
-      bits_ |= std::uint64_t{1} << d;
-    }
-  }
-  bool all_ = false;
-  bool has_bad_ = false;
-  std::uint64_t bits_ = 0;
-  int bad_ = 0;
-};
-
 /// The result of dropout: the output, the mask (its shape is dropout_mask_shape(x, dims)), and
 /// the stream for the next random operation.
 template <class T, std::size_t N, class Device = cpu>
@@ -204,12 +156,6 @@ using tensor_t = Tensor<value_t<X>, rank_v<X>, device_t<X>>;
 inline void check_p(const char* op, double p) {
   require<argument_error>(p >= 0 && p <= 1, op, ": p must be in [0, 1], got ", p);
 }
-template <std::size_t N>
-void check_dims(const char* op, const dim_set& dims) {
-  require<argument_error>(!dims.has_outside(N), op, ": dims contains ", dims.first_outside(N),
-                          ", but x has rank ", N, " (dims are 0-based: 0 .. ",
-                          static_cast<int>(N) - 1, ")");
-}
 template <class X>
 tensor_t<X> copy_of(const X& x, const char* op) {
   const auto v = as_view(x);
@@ -245,7 +191,7 @@ dropout(M mode, const rng& r, const X& x, double p, bool training, double invp,
   static_assert(N >= 1, "lux::dropout: x must have rank >= 1");
   static_assert(traits_t<X>::contiguous, "lux::dropout: x must be contiguous");
   check_p("dropout", p);
-  check_dims<N>("dropout", dims);
+  detail::check_dim_set<N>("dropout", dims);
 
   const auto xv = as_view(x);
   if (!training) return {copy_of(x, "dropout"), unit_mask<T, N, D>(), r};
@@ -289,7 +235,7 @@ dropout(M mode, const rng& r, const X& x, MK&& mask, double p, bool training, bo
   static_assert(traits_t<X>::contiguous && traits_t<MK>::contiguous,
                 "lux::dropout: x and mask must be contiguous");
   check_p("dropout", p);
-  check_dims<N>("dropout", dims);
+  detail::check_dim_set<N>("dropout", dims);
 
   // The given mask, moved out of an rvalue Tensor or copied.
   auto keep_mask = [&] {

@@ -8,33 +8,46 @@
 //   y = σ((x − μ)·γ/√(σ² + ε) + β)          γ = scale (1 if lux::none), β = bias (0 if lux::none)
 //
 // x is column-major (Lux order), channels at dimension N−1 (1-based; index N−2 here), batch
-// last: (W, H, C, B) — PyTorch's (B, C, H, W) in memory.
+// last: (W, H, C, B) — PyTorch's (B, C, H, W) in memory. Every kernel takes the channel dimension
+// as a trailing lux::channel_dim{k} (0-based; default −1 = N−2): channel_dim{0} is channels first,
+// (C, W, H, B) — channels-last memory, PyTorch's channels_last and JAX's (B, H, W, C). layernorm
+// takes any set of dimensions instead (lux::dim_set).
 //
 //   batchnorm(x, scale, bias, running_mean, running_var, training, σ = identity,
-//             momentum = 0.1, epsilon = eps(T)^(5/7))                       → batchnorm_result
-//       Statistics per channel over every other dimension; x rank ≥ 2 ((features, batch) works).
+//             momentum = 0.1, epsilon = eps(T)^(5/7), channel_dim = {}, running_variance =
+//             unbiased)                                                      → batchnorm_result
+//       Statistics per channel over every other dimension; x rank ≥ 2 ((features, batch) works);
+//       the channel dimension may be any of x's (the last too).
 //       training with running stats: normalize with batch statistics and return the updated
 //         running_mean = (1−m)·r_μ + m·μ, running_var = (1−m)·r_σ² + m·(n/(n−1))·σ²
 //         (n = elements per channel; n < 2 throws argument_error — Lux's layer asserts B ≠ 1,
-//         the kernel would divide by zero, and n = 0 has no statistics at all);
+//         the kernel would divide by zero, and n = 0 has no statistics at all); with
+//         lux::running_variance::biased (inox, Flax) running_var = (1−m)·r_σ² + m·σ² (n ≥ 1);
 //       inference with running stats: normalize with them, return them unchanged;
 //       no running stats (both lux::none): batch statistics always, returned stats empty.
-//   groupnorm(x, scale, bias, groups, σ = identity, epsilon)                   → groupnorm_result
+//   groupnorm(x, scale, bias, groups, σ = identity, epsilon, channel_dim = {}) → groupnorm_result
 //       Channels split into `groups` contiguous blocks (channel c in group c ÷ (C/G));
-//       statistics per (group, sample); per-channel scale/bias. C % groups ≠ 0: argument_error.
-//   instancenorm(x, scale, bias, training, σ = identity, epsilon)           → instancenorm_result
-//   instancenorm(x, scale, bias, running_mean, running_var, training, σ, momentum, epsilon)
-//       Statistics per (channel, sample) over the spatial dims; x rank ≥ 3 (else shape_error).
+//       statistics per (group, sample) over every non-batch dimension; per-channel scale/bias.
+//       C % groups ≠ 0: argument_error. Channel dimension 0..N−2.
+//   instancenorm(x, scale, bias, training, σ = identity, epsilon, channel_dim = {})
+//                                                                           → instancenorm_result
+//   instancenorm(x, scale, bias, running_mean, running_var, training, σ, momentum, epsilon,
+//                channel_dim = {}, running_variance = unbiased)
+//       Statistics per (channel, sample) over the spatial dims (all but the channel and batch
+//       dimensions); x rank ≥ 3 (else shape_error). Channel dimension 0..N−2.
 //       training with running stats: the per-instance means and variances averaged over the
 //       batch update the running stats as above, with n = prod(spatial) (n < 2 throws).
 //       inference with running stats: normalize with them.
 //   layernorm(x, scale, bias, σ = identity, dims = leading_dims{}, epsilon)   → layernorm_result
-//       Statistics over the leading dims 1..k, one group per index of the remaining dims;
+//       Statistics over the dims in `dims`, one group per index of the remaining dims;
 //       `dims`: lux::leading_dims{k} (Julia's 1:k; k = N is Lux's dims = Colon(), the whole
-//       array; the default leading_dims{} is LuxLib's 1:N−1), or lux::none: inferred from the
-//       scale's rank M as k = N − M (LuxLib's `dims = nothing`; scale lux::none then throws
-//       argument_error). Arbitrary, non-leading dimension sets are not supported. scale and
-//       bias broadcast against x as in Julia: rank ≤ N, every size 1 or equal to x's.
+//       array; the default leading_dims{} is LuxLib's 1:N−1), lux::dim_set{d, ...} (any set of
+//       0-based dims, like Lux's `dims` tuple or inox's `axis` sequence; lux::all_dims is the
+//       whole array, Lux's Colon(); a set that is not a
+//       leading range costs one permuted copy of x, y and the parameters each way), or
+//       lux::none: inferred from the scale's rank M as k = N − M (LuxLib's `dims = nothing`;
+//       scale lux::none then throws argument_error). scale and bias broadcast against x as in
+//       Julia: rank ≤ N, every size 1 or equal to x's.
 //
 // Saved state and backward. Every forward returns `saved` (mean and inverse std per statistics
 // group, and whether they were batch statistics). The backward functions take the output
@@ -47,7 +60,8 @@
 //
 // Statistics group layouts of saved.mean / saved.inv_std: batchnorm c; groupnorm g + G·b;
 // instancenorm c + C·b (running statistics are expanded to that layout); layernorm the linear
-// index over the non-normalized dims.
+// index over the non-normalized dims. The backward functions take the forward's channel_dim
+// (layernorm_backward its dims).
 //
 // Modes: every function has an overload taking lux::generic_op{} / lux::looped_op{} first.
 // float and double contiguous tensors pick looped_op; anything else (long double, strided
@@ -135,6 +149,19 @@ struct normalization_gradients {
   Tensor<T, MB> dbias;
 };
 
+/// The channel dimension of batchnorm, groupnorm and instancenorm, 0-based. −1 (the default) is
+/// Lux's: the penultimate dimension N−2 (Julia's N−1). The batch is always the last dimension;
+/// batchnorm allows any dimension (its statistics span all others), groupnorm and instancenorm
+/// 0..N−2. channel_dim{0} is the channels-first order, i.e. channels-last memory (PyTorch's
+/// channels_last, JAX's/inox's default (N, *, C)).
+struct channel_dim {
+  index_t index = -1;
+};
+
+/// How batchnorm and instancenorm fold the batch variance σ² into running_var: Lux and PyTorch
+/// use the unbiased n/(n − 1)·σ²; JAX libraries (inox, Flax) the biased σ².
+enum class running_variance { unbiased, biased };
+
 /// The dimensions a layernorm normalizes over: the leading `count` ones (Julia's 1:count).
 /// count = −1 (the default) means all but the last, LuxLib's default 1:N−1; count = N is the
 /// whole array (Lux's LayerNorm default dims = Colon()).
@@ -215,14 +242,35 @@ template <class F, class Y>
 inline constexpr bool has_needed_output =
     !(activation_traits<F>::uses_output && !activation_traits<F>::is_identity && is_absent_v<Y>);
 
-/// (S, C, B) of x with channels at index N−2 (S = product of the dims before them).
+/// (S, C, M, B) of x with the channels at dimension `cd` (−1: N−2) and the batch last: S and M
+/// the products of the dimensions before and strictly between them. `max_dim` is the largest
+/// channel dimension the kernel allows (N−2, or N−1 for batchnorm, where B is then 1).
 template <std::size_t N>
-impl::norm_layout channel_layout(const shape_t<N>& s) {
+impl::norm_layout channel_layout(const shape_t<N>& s, channel_dim cd, std::size_t max_dim,
+                                 const char* op) {
+  const index_t k = cd.index == -1 ? static_cast<index_t>(N) - 2 : cd.index;
+  require<argument_error>(k >= 0 && k <= static_cast<index_t>(max_dim), op, ": channel_dim ",
+                          cd.index, " out of range for x of shape ", s, " (expected -1 or 0..",
+                          max_dim, ")");
+  // Products of x's sizes cannot overflow: a tensor's shape has a representable element count.
+  const auto ck = static_cast<std::size_t>(std::min<index_t>(k, static_cast<index_t>(N) - 1));
   impl::norm_layout L;
   L.S = 1;
-  for (std::size_t d = 0; d + 2 < N; ++d) L.S *= s[d];
-  L.C = s[N - 2];
-  L.B = s[N - 1];
+  L.M = 1;
+  for (std::size_t d = 0; d < ck; ++d) L.S *= s[d];
+  L.C = s[ck];
+  for (std::size_t d = ck + 1; d + 1 < N; ++d) L.M *= s[d];
+  L.B = ck + 1 < N ? s[N - 1] : 1;
+  return L;
+}
+
+/// batchnorm's layout: one group per channel over every other dimension.
+template <std::size_t N>
+impl::norm_layout batch_layout(const shape_t<N>& s, channel_dim cd, const char* op) {
+  impl::norm_layout L = channel_layout(s, cd, N - 1, op);
+  L.B *= L.M;  // the runs after the channel dimension are all samples of the channel's group
+  L.M = 1;
+  L.across_batch = true;
   return L;
 }
 
@@ -281,7 +329,8 @@ batchnorm_result<T, N> run_with_running_stats(Mode mode, const impl::norm_layout
                                               const Scale& scale, const Bias& bias,
                                               const RM& running_mean, const RV& running_var,
                                               bool training, const F& sigma, T momentum, T epsilon,
-                                              index_t stat_count, const char* op) {
+                                              index_t stat_count, running_variance estimator,
+                                              const char* op) {
   static_assert(is_absent_v<RM> == is_absent_v<RV>,
                 "lux batchnorm/instancenorm: running_mean and running_var must both be given "
                 "or both be lux::none");
@@ -297,11 +346,17 @@ batchnorm_result<T, N> run_with_running_stats(Mode mode, const impl::norm_layout
   const T* x = data_of<T>(xa, op, "x");
   const T* rm = data_of<T>(running_mean, op, "running_mean");
   const T* rv = data_of<T>(running_var, op, "running_var");
-  if (has_running && training)
+  const bool unbiased = estimator == running_variance::unbiased;
+  if (has_running && training && unbiased)
     require<argument_error>(stat_count >= 2, op,
                             ": updating the running variance with n/(n - 1) needs more than one "
                             "value per statistic, got x ",
                             xshape, " (n = ", stat_count, ")");
+  if (has_running && training && !unbiased)
+    require<argument_error>(stat_count >= 1, op,
+                            ": updating the running statistics needs at least one value per "
+                            "statistic, got x ",
+                            xshape);
   const index_t samples = L.across_batch ? 1 : L.B;
   if (has_running && training)  // instancenorm averages the per-sample statistics
     require<argument_error>(samples >= 1, op,
@@ -316,8 +371,9 @@ batchnorm_result<T, N> run_with_running_stats(Mode mode, const impl::norm_layout
     if (training) {
       r.running_mean = Tensor<T, 1>::uninitialized(shape_t<1>{L.C}, op);
       r.running_var = Tensor<T, 1>::uninitialized(shape_t<1>{L.C}, op);
+      const T n = static_cast<T>(stat_count);
       impl::update_running_statistics(L.C, samples, r.saved.mean.data(), var.data(),
-                                      static_cast<T>(stat_count), momentum, rm, rv,
+                                      unbiased ? n / (n - T(1)) : T(1), momentum, rm, rv,
                                       r.running_mean.data(), r.running_var.data());
     } else {
       r.running_mean = copy_or_empty<T>(running_mean);
@@ -423,7 +479,8 @@ layernorm_plan<T, rank_of<X>> plan_layernorm(const X& x, const Scale& scale, con
                                              const Dims& dims, const char* op) {
   constexpr std::size_t N = rank_of<X>;
   static_assert(std::is_same_v<Dims, leading_dims> || std::is_same_v<Dims, none_t>,
-                "lux::layernorm: dims must be lux::leading_dims{k} or lux::none");
+                "lux::layernorm: dims must be lux::leading_dims{k}, lux::dim_set{...} or "
+                "lux::none");
   static_assert(is_absent_v<Scale> || rank_of<Scale> <= N,
                 "lux::layernorm: scale can not have more dimensions than x");
   static_assert(is_absent_v<Bias> || rank_of<Bias> <= N,
@@ -511,6 +568,93 @@ Tensor<T, M> reduce_to_param(Tensor<T, 1>&& canon_grad, const layernorm_plan<T, 
   return out;
 }
 
+// --- layernorm over an arbitrary set of dimensions ------------------------------------------
+// A set that is not a leading range is brought to one by a permutation: the set's dimensions
+// first (in order), then the others (in order, so the saved statistics keep the linear index of
+// the non-normalized dimensions). x, dy, y and the scale/bias (padded to rank N) are permuted
+// copies; y and the gradients are permuted back. This costs one gather and one scatter per
+// tensor on top of the kernel; a leading set (the common case, and inox's default axis) costs
+// nothing extra.
+
+/// The permutation of a dim_set for rank N: perm[j] = the original dimension at position j.
+template <std::size_t N>
+struct dims_permutation {
+  std::array<std::size_t, N> perm{};
+  index_t leading = 0;    ///< the set's size: the permuted tensors normalize their first `leading`
+  bool identity = false;  ///< the set already is the leading range 0..leading−1
+};
+
+template <std::size_t N>
+dims_permutation<N> permutation_of(const dim_set& ds, const shape_t<N>& xs, const char* op) {
+  (void)xs;
+  detail::check_dim_set<N>(op, ds);
+  dims_permutation<N> p;
+  std::size_t j = 0;
+  for (std::size_t d = 0; d < N; ++d)
+    if (ds.contains(d)) p.perm[j++] = d;
+  p.leading = static_cast<index_t>(j);
+  for (std::size_t d = 0; d < N; ++d)
+    if (!ds.contains(d)) p.perm[j++] = d;
+  p.identity = true;
+  for (std::size_t d = 0; d < N; ++d) p.identity = p.identity && p.perm[d] == d;
+  return p;
+}
+
+/// Scale or bias (padded to x's rank) must broadcast against x.
+template <class A, std::size_t N>
+void check_broadcast(const A& a, const shape_t<N>& xs, const char* op, const char* name) {
+  if constexpr (!is_absent_v<A>) {
+    static_assert(rank_of<A> <= N,
+                  "lux::layernorm: scale and bias can not have more dimensions "
+                  "than x");
+    const shape_t<N> s = padded_shape<A, N>(a);
+    for (std::size_t d = 0; d < N; ++d)
+      require<shape_error>(s[d] == 1 || s[d] == xs[d], op, ": ", name, " has shape ", s,
+                           " (padded to x's rank), which does not broadcast against x ", xs);
+  }
+}
+
+/// A contiguous copy of `a` (rank ≤ N, padded with trailing 1s to rank N) permuted by p, or
+/// lux::none for an absent argument.
+template <std::size_t N, class A>
+auto permuted_copy(const A& a, const dims_permutation<N>& p) {
+  if constexpr (is_absent_v<A>) {
+    return none;
+  } else {
+    using T = norm_value_t<A>;
+    const shape_t<N> s = padded_shape<A, N>(a);
+    const auto v = as_view(a);
+    require<shape_error>(v.is_contiguous(), "layernorm: arguments must be contiguous, got shape ",
+                         v.shape(), " with strides ", v.strides());
+    const auto st = column_major_strides(s);
+    shape_t<N> ps, pst;
+    for (std::size_t d = 0; d < N; ++d) ps[d] = s[p.perm[d]], pst[d] = st[p.perm[d]];
+    return copy(StridedView<const T, N, cpu>(v.data(), ps, pst));
+  }
+}
+
+/// The inverse of permuted_copy: `t` (permuted, rank N) back in the original order, reshaped to
+/// rank M (the original argument's rank, dropping the padding).
+template <std::size_t M, class T, std::size_t N>
+Tensor<T, M> unpermuted(const Tensor<T, N>& t, const dims_permutation<N>& p) {
+  shape_t<N> s;
+  for (std::size_t d = 0; d < N; ++d) s[p.perm[d]] = t.shape()[d];
+  auto out = Tensor<T, N>::uninitialized(s);
+  const auto st = column_major_strides(s);
+  shape_t<N> pst;
+  for (std::size_t d = 0; d < N; ++d) pst[d] = st[p.perm[d]];
+  copy_into(StridedView<T, N, cpu>(out.data(), t.shape(), pst), t.cview());
+  if constexpr (M == N) {
+    return out;
+  } else {
+    shape_t<M> sm;
+    for (std::size_t d = 0; d < M; ++d) sm[d] = s[d];
+    auto r = Tensor<T, M>::uninitialized(sm);
+    std::copy_n(out.data(), out.numel(), r.data());
+    return r;
+  }
+}
+
 }  // namespace detail::norm
 
 // =================================================================================================
@@ -524,17 +668,16 @@ batchnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm(
     Mode mode, const X& x, const Scale& scale, const Bias& bias, const RM& running_mean,
     const RV& running_var, bool training, F sigma = {},
     norm_value_t<X> momentum = norm_value_t<X>(0.1),
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {},
+    running_variance estimator = running_variance::unbiased) {
   constexpr std::size_t N = detail::norm::rank_of<X>;
   static_assert(detail::norm::cpu_mode<Mode>, "lux::batchnorm: no CUDA implementation yet");
   static_assert(N >= 2, "lux::batchnorm: x needs at least 2 dimensions (..., channels, batch)");
   namespace dn = detail::norm;
   constexpr const char* op = "batchnorm";
-  const auto xs = as_view(x).shape();
-  impl::norm_layout L = dn::channel_layout(xs);
-  L.across_batch = true;
+  const impl::norm_layout L = dn::batch_layout(as_view(x).shape(), cd, op);
   return dn::run_with_running_stats(mode, L, x, scale, bias, running_mean, running_var, training,
-                                    sigma, momentum, epsilon, L.S * L.B, op);
+                                    sigma, momentum, epsilon, L.S * L.B, estimator, op);
 }
 
 /// Batch normalization (LuxLib's batchnorm); the mode is picked from the argument types.
@@ -543,9 +686,10 @@ template <array X, optional_array Scale, optional_array Bias, optional_array RM,
 batchnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm(
     const X& x, const Scale& scale, const Bias& bias, const RM& running_mean, const RV& running_var,
     bool training, F sigma = {}, norm_value_t<X> momentum = norm_value_t<X>(0.1),
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {},
+    running_variance estimator = running_variance::unbiased) {
   return batchnorm(operation_mode_t<X, Scale, Bias, RM, RV>{}, x, scale, bias, running_mean,
-                   running_var, training, sigma, momentum, epsilon);
+                   running_var, training, sigma, momentum, epsilon, cd, estimator);
 }
 
 /// Gradients of batchnorm with respect to x, scale and bias (mode first).
@@ -553,13 +697,12 @@ template <operation_mode Mode, array DY, array X, optional_array Y, optional_arr
           optional_array Bias, activation_function F = identity>
 normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm_backward(
     Mode mode, const DY& dy, const X& x, const Y& y, const Scale& scale, const Bias& bias,
-    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}) {
+    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}, channel_dim cd = {}) {
   static_assert(detail::norm::cpu_mode<Mode>, "lux::batchnorm_backward: no CUDA implementation");
   static_assert(detail::norm::rank_of<X> >= 2, "lux::batchnorm_backward: x needs rank >= 2");
-  impl::norm_layout L = detail::norm::channel_layout(as_view(x).shape());
-  L.across_batch = true;
-  return detail::norm::channel_backward(mode, L, dy, x, y, scale, bias, saved, sigma,
-                                        "batchnorm_backward");
+  constexpr const char* op = "batchnorm_backward";
+  const impl::norm_layout L = detail::norm::batch_layout(as_view(x).shape(), cd, op);
+  return detail::norm::channel_backward(mode, L, dy, x, y, scale, bias, saved, sigma, op);
 }
 
 /// Gradients of batchnorm with respect to x, scale and bias.
@@ -567,9 +710,9 @@ template <array DY, array X, optional_array Y, optional_array Scale, optional_ar
           activation_function F = identity>
 normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm_backward(
     const DY& dy, const X& x, const Y& y, const Scale& scale, const Bias& bias,
-    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}) {
+    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}, channel_dim cd = {}) {
   return batchnorm_backward(operation_mode_t<DY, X, Y, Scale, Bias>{}, dy, x, y, scale, bias, saved,
-                            sigma);
+                            sigma, cd);
 }
 
 // =================================================================================================
@@ -578,8 +721,9 @@ normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> batchnorm_bac
 
 namespace detail::norm {
 template <std::size_t N>
-impl::norm_layout group_layout(const shape_t<N>& xs, index_t groups, const char* op) {
-  impl::norm_layout L = channel_layout(xs);
+impl::norm_layout group_layout(const shape_t<N>& xs, index_t groups, channel_dim cd,
+                               const char* op) {
+  impl::norm_layout L = channel_layout(xs, cd, N - 2, op);
   require<argument_error>(groups >= 1, op, ": groups must be >= 1, got ", groups);
   require<argument_error>(L.C % groups == 0, op, ": the number of channels ", L.C,
                           " is not divisible by groups = ", groups, " (x ", xs, ")");
@@ -593,7 +737,7 @@ template <operation_mode Mode, array X, optional_array Scale, optional_array Bia
           activation_function F = identity>
 groupnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm(
     Mode mode, const X& x, const Scale& scale, const Bias& bias, index_t groups, F sigma = {},
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {}) {
   using T = norm_value_t<X>;
   static_assert(detail::norm::cpu_mode<Mode>, "lux::groupnorm: no CUDA implementation yet");
   static_assert(detail::norm::rank_of<X> >= 2,
@@ -601,7 +745,7 @@ groupnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm(
   namespace dn = detail::norm;
   constexpr const char* op = "groupnorm";
   const auto xs = as_view(x).shape();
-  const impl::norm_layout L = dn::group_layout(xs, groups, op);
+  const impl::norm_layout L = dn::group_layout(xs, groups, cd, op);
   dn::check_channel_vector(scale, L.C, op, "scale", xs);
   dn::check_channel_vector(bias, L.C, op, "bias", xs);
   dn::check_epsilon(epsilon, op);
@@ -619,8 +763,8 @@ groupnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm(
 template <array X, optional_array Scale, optional_array Bias, activation_function F = identity>
 groupnorm_result<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm(
     const X& x, const Scale& scale, const Bias& bias, index_t groups, F sigma = {},
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
-  return groupnorm(operation_mode_t<X, Scale, Bias>{}, x, scale, bias, groups, sigma, epsilon);
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {}) {
+  return groupnorm(operation_mode_t<X, Scale, Bias>{}, x, scale, bias, groups, sigma, epsilon, cd);
 }
 
 /// Gradients of groupnorm (mode first).
@@ -628,11 +772,12 @@ template <operation_mode Mode, array DY, array X, optional_array Y, optional_arr
           optional_array Bias, activation_function F = identity>
 normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm_backward(
     Mode mode, const DY& dy, const X& x, const Y& y, const Scale& scale, const Bias& bias,
-    index_t groups, const normalization_saved<norm_value_t<X>>& saved, F sigma = {}) {
+    index_t groups, const normalization_saved<norm_value_t<X>>& saved, F sigma = {},
+    channel_dim cd = {}) {
   static_assert(detail::norm::cpu_mode<Mode>, "lux::groupnorm_backward: no CUDA implementation");
   static_assert(detail::norm::rank_of<X> >= 2, "lux::groupnorm_backward: x needs rank >= 2");
   constexpr const char* op = "groupnorm_backward";
-  const impl::norm_layout L = detail::norm::group_layout(as_view(x).shape(), groups, op);
+  const impl::norm_layout L = detail::norm::group_layout(as_view(x).shape(), groups, cd, op);
   return detail::norm::channel_backward(mode, L, dy, x, y, scale, bias, saved, sigma, op);
 }
 
@@ -641,9 +786,9 @@ template <array DY, array X, optional_array Y, optional_array Scale, optional_ar
           activation_function F = identity>
 normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm_backward(
     const DY& dy, const X& x, const Y& y, const Scale& scale, const Bias& bias, index_t groups,
-    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}) {
+    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}, channel_dim cd = {}) {
   return groupnorm_backward(operation_mode_t<DY, X, Y, Scale, Bias>{}, dy, x, y, scale, bias,
-                            groups, saved, sigma);
+                            groups, saved, sigma, cd);
 }
 
 // =================================================================================================
@@ -652,12 +797,13 @@ normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> groupnorm_bac
 
 namespace detail::norm {
 template <std::size_t N>
-impl::norm_layout instance_layout(const shape_t<N>& xs, const char* op) {
+impl::norm_layout instance_layout(const shape_t<N>& xs, channel_dim cd, const char* op) {
   require<shape_error>(N >= 3, op,
                        ": x must have at least 3 dimensions (spatial..., channels, batch), got "
                        "shape ",
                        xs);
-  return channel_layout(xs);  // group_channels = 1: one group per (channel, sample)
+  // group_channels = 1: one group per (channel, sample)
+  return channel_layout(xs, cd, N - 2, op);
 }
 }  // namespace detail::norm
 
@@ -668,15 +814,16 @@ instancenorm_result<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm(
     Mode mode, const X& x, const Scale& scale, const Bias& bias, const RM& running_mean,
     const RV& running_var, bool training, F sigma = {},
     norm_value_t<X> momentum = norm_value_t<X>(0.1),
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {},
+    running_variance estimator = running_variance::unbiased) {
   static_assert(detail::norm::cpu_mode<Mode>, "lux::instancenorm: no CUDA implementation yet");
   static_assert(detail::norm::rank_of<X> >= 2, "lux::instancenorm: x needs rank >= 3");
   namespace dn = detail::norm;
   constexpr const char* op = "instancenorm";
   const auto xs = as_view(x).shape();
-  const impl::norm_layout L = dn::instance_layout(xs, op);
+  const impl::norm_layout L = dn::instance_layout(xs, cd, op);
   return dn::run_with_running_stats(mode, L, x, scale, bias, running_mean, running_var, training,
-                                    sigma, momentum, epsilon, L.S, op);
+                                    sigma, momentum, epsilon, L.S * L.M, estimator, op);
 }
 
 /// Instance normalization with running statistics (LuxLib's second instancenorm form).
@@ -685,9 +832,10 @@ template <array X, optional_array Scale, optional_array Bias, optional_array RM,
 instancenorm_result<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm(
     const X& x, const Scale& scale, const Bias& bias, const RM& running_mean, const RV& running_var,
     bool training, F sigma = {}, norm_value_t<X> momentum = norm_value_t<X>(0.1),
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {},
+    running_variance estimator = running_variance::unbiased) {
   return instancenorm(operation_mode_t<X, Scale, Bias, RM, RV>{}, x, scale, bias, running_mean,
-                      running_var, training, sigma, momentum, epsilon);
+                      running_var, training, sigma, momentum, epsilon, cd, estimator);
 }
 
 /// Instance normalization without running statistics (instance statistics in both modes),
@@ -696,18 +844,18 @@ template <operation_mode Mode, array X, optional_array Scale, optional_array Bia
           activation_function F = identity>
 instancenorm_result<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm(
     Mode mode, const X& x, const Scale& scale, const Bias& bias, bool training, F sigma = {},
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {}) {
   return instancenorm(mode, x, scale, bias, none, none, training, sigma, norm_value_t<X>(0.1),
-                      epsilon);
+                      epsilon, cd);
 }
 
 /// Instance normalization without running statistics (LuxLib's first instancenorm form).
 template <array X, optional_array Scale, optional_array Bias, activation_function F = identity>
 instancenorm_result<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm(
     const X& x, const Scale& scale, const Bias& bias, bool training, F sigma = {},
-    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>()) {
+    norm_value_t<X> epsilon = default_norm_epsilon<norm_value_t<X>>(), channel_dim cd = {}) {
   return instancenorm(operation_mode_t<X, Scale, Bias>{}, x, scale, bias, none, none, training,
-                      sigma, norm_value_t<X>(0.1), epsilon);
+                      sigma, norm_value_t<X>(0.1), epsilon, cd);
 }
 
 /// Gradients of instancenorm (mode first).
@@ -715,10 +863,10 @@ template <operation_mode Mode, array DY, array X, optional_array Y, optional_arr
           optional_array Bias, activation_function F = identity>
 normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm_backward(
     Mode mode, const DY& dy, const X& x, const Y& y, const Scale& scale, const Bias& bias,
-    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}) {
+    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}, channel_dim cd = {}) {
   static_assert(detail::norm::cpu_mode<Mode>, "lux::instancenorm_backward: no CUDA implementation");
   constexpr const char* op = "instancenorm_backward";
-  const impl::norm_layout L = detail::norm::instance_layout(as_view(x).shape(), op);
+  const impl::norm_layout L = detail::norm::instance_layout(as_view(x).shape(), cd, op);
   return detail::norm::channel_backward(mode, L, dy, x, y, scale, bias, saved, sigma, op);
 }
 
@@ -727,9 +875,9 @@ template <array DY, array X, optional_array Y, optional_array Scale, optional_ar
           activation_function F = identity>
 normalization_gradients<norm_value_t<X>, detail::norm::rank_of<X>> instancenorm_backward(
     const DY& dy, const X& x, const Y& y, const Scale& scale, const Bias& bias,
-    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}) {
+    const normalization_saved<norm_value_t<X>>& saved, F sigma = {}, channel_dim cd = {}) {
   return instancenorm_backward(operation_mode_t<DY, X, Y, Scale, Bias>{}, dy, x, y, scale, bias,
-                               saved, sigma);
+                               saved, sigma, cd);
 }
 
 // =================================================================================================
@@ -746,13 +894,27 @@ layernorm_result<norm_value_t<X>, detail::norm::rank_of<X>> layernorm(
   static_assert(detail::norm::cpu_mode<Mode>, "lux::layernorm: no CUDA implementation yet");
   namespace dn = detail::norm;
   constexpr const char* op = "layernorm";
-  const auto p = dn::plan_layernorm<T>(x, scale, bias, dims, op);
-  dn::check_epsilon(epsilon, op);
-  layernorm_result<T, dn::rank_of<X>> r;
-  r.y = decltype(r.y)::uninitialized(as_view(x).shape(), op);
-  Tensor<T, 1> var;
-  dn::forward(mode, p.layout, dn::data_of<T>(x, op, "x"), p.aff, sigma, epsilon, r.y, r.saved, var);
-  return r;
+  if constexpr (std::is_same_v<Dims, dim_set> || std::is_same_v<Dims, all_dims_t>) {
+    const auto xs = as_view(x).shape();
+    const auto pm = dn::permutation_of(dim_set(dims), xs, op);
+    if (pm.identity)
+      return layernorm(mode, x, scale, bias, sigma, leading_dims{pm.leading}, epsilon);
+    dn::check_broadcast(scale, xs, op, "scale");
+    dn::check_broadcast(bias, xs, op, "bias");
+    auto r = layernorm(mode, dn::permuted_copy(x, pm), dn::permuted_copy(scale, pm),
+                       dn::permuted_copy(bias, pm), sigma, leading_dims{pm.leading}, epsilon);
+    r.y = dn::unpermuted<dn::rank_of<X>>(r.y, pm);
+    return r;
+  } else {
+    const auto p = dn::plan_layernorm<T>(x, scale, bias, dims, op);
+    dn::check_epsilon(epsilon, op);
+    layernorm_result<T, dn::rank_of<X>> r;
+    r.y = decltype(r.y)::uninitialized(as_view(x).shape(), op);
+    Tensor<T, 1> var;
+    dn::forward(mode, p.layout, dn::data_of<T>(x, op, "x"), p.aff, sigma, epsilon, r.y, r.saved,
+                var);
+    return r;
+  }
 }
 
 /// Layer normalization (LuxLib's layernorm); the mode is picked from the argument types.
@@ -783,21 +945,37 @@ auto layernorm_backward(Mode mode, const DY& dy, const X& x, const Y& y, const S
   const auto xs = as_view(x).shape();
   dn::check_same_shape(dy, xs, op, "dy");
   dn::check_same_shape(y, xs, op, "y");
-  const auto p = dn::plan_layernorm<T>(x, scale, bias, dims, op);
-  const index_t G = p.layout.num_groups();
-  require<shape_error>(saved.mean.numel() == G && saved.inv_std.numel() == G, op,
-                       ": saved statistics have ", saved.mean.numel(), " and ",
-                       saved.inv_std.numel(), " entries, expected ", G, " for x ", xs);
-  normalization_gradients<T, N, MS, MB> g;
-  g.dx = Tensor<T, N>::uninitialized(xs, op);
-  Tensor<T, 1> dg, db;
-  dn::backward(mode, p.layout, dn::data_of<T>(dy, op, "dy"), dn::data_of<T>(x, op, "x"),
-               dn::data_of<T>(y, op, "y"), p.aff, sigma, saved, g.dx, dg, db);
-  if constexpr (!is_absent_v<Scale>)
-    g.dscale = dn::reduce_to_param<T, MS>(std::move(dg), p, p.scale_shape, p.expand_scale);
-  if constexpr (!is_absent_v<Bias>)
-    g.dbias = dn::reduce_to_param<T, MB>(std::move(db), p, p.bias_shape, p.expand_bias);
-  return g;
+  if constexpr (std::is_same_v<Dims, dim_set> || std::is_same_v<Dims, all_dims_t>) {
+    const auto pm = dn::permutation_of(dim_set(dims), xs, op);
+    if (pm.identity)
+      return layernorm_backward(mode, dy, x, y, scale, bias, saved, sigma,
+                                leading_dims{pm.leading});
+    auto gp =
+        layernorm_backward(mode, dn::permuted_copy(dy, pm), dn::permuted_copy(x, pm),
+                           dn::permuted_copy(y, pm), dn::permuted_copy(scale, pm),
+                           dn::permuted_copy(bias, pm), saved, sigma, leading_dims{pm.leading});
+    normalization_gradients<T, N, MS, MB> g;
+    g.dx = dn::unpermuted<N>(gp.dx, pm);
+    if constexpr (!is_absent_v<Scale>) g.dscale = dn::unpermuted<MS>(gp.dscale, pm);
+    if constexpr (!is_absent_v<Bias>) g.dbias = dn::unpermuted<MB>(gp.dbias, pm);
+    return g;
+  } else {
+    const auto p = dn::plan_layernorm<T>(x, scale, bias, dims, op);
+    const index_t G = p.layout.num_groups();
+    require<shape_error>(saved.mean.numel() == G && saved.inv_std.numel() == G, op,
+                         ": saved statistics have ", saved.mean.numel(), " and ",
+                         saved.inv_std.numel(), " entries, expected ", G, " for x ", xs);
+    normalization_gradients<T, N, MS, MB> g;
+    g.dx = Tensor<T, N>::uninitialized(xs, op);
+    Tensor<T, 1> dg, db;
+    dn::backward(mode, p.layout, dn::data_of<T>(dy, op, "dy"), dn::data_of<T>(x, op, "x"),
+                 dn::data_of<T>(y, op, "y"), p.aff, sigma, saved, g.dx, dg, db);
+    if constexpr (!is_absent_v<Scale>)
+      g.dscale = dn::reduce_to_param<T, MS>(std::move(dg), p, p.scale_shape, p.expand_scale);
+    if constexpr (!is_absent_v<Bias>)
+      g.dbias = dn::reduce_to_param<T, MB>(std::move(db), p, p.bias_shape, p.expand_bias);
+    return g;
+  }
 }
 
 /// Gradients of layernorm with respect to x, scale and bias.

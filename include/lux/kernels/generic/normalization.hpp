@@ -1,15 +1,24 @@
 // luxcpp — the normalization engine, generic mode: plain scalar loops over any element type.
 //
 // batchnorm, groupnorm, instancenorm and layernorm are one computation on x seen as a
-// column-major (S, C, B) array — S elements per run (the product of the dimensions before the
-// channel dimension), C channels, B samples — that differs only in which elements share one
-// set of statistics (a "statistics group") and which scale/bias element an element uses:
+// column-major (S, C, M, B) array — S elements per run (the product of the dimensions before the
+// channel dimension), C channels, M runs per (channel, sample) (the product of the dimensions
+// between the channel dimension and the batch; 1 for Lux's channels at N−1), B samples — that
+// differs only in which elements share one set of statistics (a "statistics group") and which
+// scale/bias element an element uses:
 //
-//   kernel        S               C                  B                 statistics group of (c, b)
-//   batchnorm     prod(spatial)   size(x, N-1)       size(x, N)        c            (across_batch)
-//   groupnorm     prod(spatial)   size(x, N-1)       size(x, N)        c ÷ (C/G) + G·b
-//   instancenorm  prod(spatial)   size(x, N-1)       size(x, N)        c + C·b      (C/G = 1)
-//   layernorm     1               prod(dims 1..k)    prod(dims k+1..N) b            (C/G = C)
+//   kernel        S              C               M              B                 group of (c, b)
+//   batchnorm     prod(before)   size(x, cd)     1              prod(after)       c (across_batch)
+//   groupnorm     prod(before)   size(x, cd)     prod(between)  size(x, N)        c ÷ (C/G) + G·b
+//   instancenorm  prod(before)   size(x, cd)     prod(between)  size(x, N)        c + C·b
+//   layernorm     1              prod(dims 1:k)  1              prod(dims k+1:N)  b   (C/G = C)
+//
+// where cd is the channel dimension (Lux's N−1 by default), "before"/"after" the dimensions
+// before/after it and "between" those strictly between it and the batch dimension N.
+//
+// Element (s, c, m, b) is x[s + S·(c + C·(m + M·b))]. With the channel dimension at Lux's N−1
+// (the default) M = 1 and (c, b) is one contiguous run; with channels first (channels-last
+// memory, c = dimension 1) S = 1 and the channels of one position are contiguous.
 //
 // and scale/bias index c + b·affine_sample_stride (0, or C for a layernorm scale with the shape
 // of x). With μ_k, σ²_k the mean and biased variance of group k and inv_k = 1/√(σ²_k + ε):
@@ -46,21 +55,26 @@ namespace impl {
 struct norm_layout {
   index_t S = 1;                     ///< run length: consecutive elements of one (channel, sample)
   index_t C = 1;                     ///< channels
+  index_t M = 1;                     ///< runs per (channel, sample), S·C elements apart
   index_t B = 1;                     ///< samples
   index_t group_channels = 1;        ///< channels per statistics group (unused when across_batch)
   bool across_batch = false;         ///< one group per channel over all samples (batchnorm)
   index_t affine_sample_stride = 0;  ///< scale/bias index of (c, b) = c + b·affine_sample_stride
 
-  index_t numel() const noexcept { return S * C * B; }
+  index_t numel() const noexcept { return S * C * M * B; }
   index_t groups_per_sample() const noexcept { return C / group_channels; }
   /// Number of statistics groups: C (across_batch) or (C / group_channels)·B.
   index_t num_groups() const noexcept { return across_batch ? C : groups_per_sample() * B; }
   /// Elements per statistics group.
-  index_t group_size() const noexcept { return across_batch ? S * B : S * group_channels; }
+  index_t group_size() const noexcept { return across_batch ? S * M * B : S * group_channels * M; }
   index_t group_of(index_t c, index_t b) const noexcept {
     return across_batch ? c : c / group_channels + groups_per_sample() * b;
   }
   index_t affine_index(index_t c, index_t b) const noexcept { return c + b * affine_sample_stride; }
+  /// Linear index of the first element of run m of (channel c, sample b).
+  index_t run_start(index_t c, index_t m, index_t b) const noexcept {
+    return S * (c + C * (m + M * b));
+  }
   /// Length of the scale/bias arrays the engine indexes (C, or C·B for a full-shape scale).
   index_t affine_size() const noexcept { return affine_sample_stride ? C * B : C; }
 };
@@ -83,11 +97,13 @@ template <class F>
 void for_each_in_group(const norm_layout& L, index_t k, F&& f) {
   if (L.across_batch) {
     for (index_t b = 0; b < L.B; ++b)
-      for (index_t s = 0; s < L.S; ++s) f(s + L.S * (k + L.C * b), k, b);
+      for (index_t m = 0; m < L.M; ++m)
+        for (index_t i = L.run_start(k, m, b), e = i + L.S; i < e; ++i) f(i, k, b);
   } else {
     const index_t G = L.groups_per_sample(), g = k % G, b = k / G;
-    for (index_t c = g * L.group_channels; c < (g + 1) * L.group_channels; ++c)
-      for (index_t s = 0; s < L.S; ++s) f(s + L.S * (c + L.C * b), c, b);
+    for (index_t m = 0; m < L.M; ++m)
+      for (index_t c = g * L.group_channels; c < (g + 1) * L.group_channels; ++c)
+        for (index_t i = L.run_start(c, m, b), e = i + L.S; i < e; ++i) f(i, c, b);
   }
 }
 
@@ -134,13 +150,14 @@ void normalization_apply(generic_op, const norm_layout& L, const T* x, T* y, nor
                          const F& sigma, const T* mean, const T* inv_std) {
   LUX_TRACE_KERNEL("generic_op", "normalization_apply");
   for (index_t b = 0; b < L.B; ++b) {
-    for (index_t c = 0; c < L.C; ++c) {
-      const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
-      const T scale = inv_std[k] * (aff.scale ? aff.scale[a] : T(1));
-      const T shift = aff.bias ? aff.bias[a] : T(0);
-      const index_t base = L.S * (c + L.C * b);
-      for (index_t s = 0; s < L.S; ++s)
-        y[base + s] = sigma((x[base + s] - mean[k]) * scale + shift);
+    for (index_t m = 0; m < L.M; ++m) {
+      for (index_t c = 0; c < L.C; ++c) {
+        const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
+        const T scale = inv_std[k] * (aff.scale ? aff.scale[a] : T(1));
+        const T shift = aff.bias ? aff.bias[a] : T(0);
+        for (index_t i = L.run_start(c, m, b), e = i + L.S; i < e; ++i)
+          y[i] = sigma((x[i] - mean[k]) * scale + shift);
+      }
     }
   }
 }
@@ -175,20 +192,22 @@ void normalization_backward(generic_op, const norm_layout& L, const T* dy, const
 
   // Pass 1: the reductions (per group for dx, per scale/bias element for dscale/dbias).
   for (index_t b = 0; b < L.B; ++b) {
-    for (index_t c = 0; c < L.C; ++c) {
-      const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
-      const T gamma = aff.scale ? aff.scale[a] : T(1);
-      const T beta = aff.bias ? aff.bias[a] : T(0);
-      const T scale = inv_std[k] * gamma;
-      for (index_t i = L.S * (c + L.C * b), e = i + L.S; i < e; ++i) {
-        const T xc = x[i] - mean[k];
-        const T dz = norm_dz(sigma, dy[i], xc * scale + beta, y, i);
-        if (affine_grads) {
-          sum_dz[a] += dz;
-          sum_dz_xhat[a] += dz * xc * inv_std[k];
+    for (index_t m = 0; m < L.M; ++m) {
+      for (index_t c = 0; c < L.C; ++c) {
+        const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
+        const T gamma = aff.scale ? aff.scale[a] : T(1);
+        const T beta = aff.bias ? aff.bias[a] : T(0);
+        const T scale = inv_std[k] * gamma;
+        for (index_t i = L.run_start(c, m, b), e = i + L.S; i < e; ++i) {
+          const T xc = x[i] - mean[k];
+          const T dz = norm_dz(sigma, dy[i], xc * scale + beta, y, i);
+          if (affine_grads) {
+            sum_dz[a] += dz;
+            sum_dz_xhat[a] += dz * xc * inv_std[k];
+          }
+          sum_dxhat[k] += dz * gamma;
+          sum_dxhat_xc[k] += dz * gamma * xc;
         }
-        sum_dxhat[k] += dz * gamma;
-        sum_dxhat_xc[k] += dz * gamma * xc;
       }
     }
   }
@@ -199,32 +218,35 @@ void normalization_backward(generic_op, const norm_layout& L, const T* dy, const
   // Pass 2: dx.
   const acc n = static_cast<acc>(L.group_size());
   for (index_t b = 0; b < L.B; ++b) {
-    for (index_t c = 0; c < L.C; ++c) {
-      const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
-      const T gamma = aff.scale ? aff.scale[a] : T(1);
-      const T beta = aff.bias ? aff.bias[a] : T(0);
-      const T inv = inv_std[k], scale = inv * gamma;
-      const T mean_dxhat = batch_statistics ? static_cast<T>(sum_dxhat[k] / n) : T(0);
-      const T mean_dxhat_xhat = batch_statistics ? static_cast<T>(sum_dxhat_xc[k] * inv / n) : T(0);
-      for (index_t i = L.S * (c + L.C * b), e = i + L.S; i < e; ++i) {
-        const T xc = x[i] - mean[k];
-        const T dz = norm_dz(sigma, dy[i], xc * scale + beta, y, i);
-        dx[i] = inv * (dz * gamma - mean_dxhat - xc * inv * mean_dxhat_xhat);
+    for (index_t m = 0; m < L.M; ++m) {
+      for (index_t c = 0; c < L.C; ++c) {
+        const index_t k = L.group_of(c, b), a = L.affine_index(c, b);
+        const T gamma = aff.scale ? aff.scale[a] : T(1);
+        const T beta = aff.bias ? aff.bias[a] : T(0);
+        const T inv = inv_std[k], scale = inv * gamma;
+        const T mean_dxhat = batch_statistics ? static_cast<T>(sum_dxhat[k] / n) : T(0);
+        const T mean_dxhat_xhat =
+            batch_statistics ? static_cast<T>(sum_dxhat_xc[k] * inv / n) : T(0);
+        for (index_t i = L.run_start(c, m, b), e = i + L.S; i < e; ++i) {
+          const T xc = x[i] - mean[k];
+          const T dz = norm_dz(sigma, dy[i], xc * scale + beta, y, i);
+          dx[i] = inv * (dz * gamma - mean_dxhat - xc * inv * mean_dxhat_xhat);
+        }
       }
     }
   }
 }
 
 /// Running statistics after one training step (mode-independent, O(C)):
-///   r_μ ← (1 − m)·r_μ + m·μ̄_c,   r_σ² ← (1 − m)·r_σ² + m·(n/(n − 1))·σ̄²_c
+///   r_μ ← (1 − m)·r_μ + m·μ̄_c,   r_σ² ← (1 − m)·r_σ² + m·k·σ̄²_c
 /// where μ̄_c, σ̄²_c average the batch statistics mean[c + C·b], var[c + C·b] over the
-/// `samples` samples (1 for batchnorm, B for instancenorm) and n is the number of elements
-/// behind one variance (n > 1 is checked by the caller).
+/// `samples` samples (1 for batchnorm, B for instancenorm) and k = `correction`: n/(n − 1) for
+/// the unbiased variance (Lux, PyTorch; n the number of elements behind one variance, n > 1
+/// checked by the caller) or 1 for the biased one (inox, Flax).
 template <class T>
-void update_running_statistics(index_t C, index_t samples, const T* mean, const T* var, T n,
-                               T momentum, const T* running_mean, const T* running_var, T* new_mean,
-                               T* new_var) {
-  const T correction = n / (n - T(1));
+void update_running_statistics(index_t C, index_t samples, const T* mean, const T* var,
+                               T correction, T momentum, const T* running_mean,
+                               const T* running_var, T* new_mean, T* new_var) {
   for (index_t c = 0; c < C; ++c) {
     T mu = T(0), v = T(0);
     for (index_t b = 0; b < samples; ++b) {

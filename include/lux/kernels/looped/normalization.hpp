@@ -14,8 +14,14 @@
 // * Split path (fewer groups than that): the elements of each group are split among threads;
 //   partial statistics (count, mean, M2) are merged with Chan et al.'s formula, then a second
 //   parallel loop writes the output. x is read twice.
-// * batchnorm on a (features, batch) matrix (S = 1): channels are the SIMD lanes; the batch is
-//   split among threads (per-lane Welford, merged with Chan's formula).
+// * batchnorm on a (features, batch) matrix or with channels first (S = 1): channels are the SIMD
+//   lanes; the batch is split among threads (per-lane shifted two-pass moments over L1-sized
+//   blocks of rows, merged with Chan's formula).
+// * groupnorm/instancenorm with the channels before Lux's N−1 (M > 1 runs per channel and
+//   sample, e.g. channels first): each sample is a batchnorm-shaped slice run by the engine
+//   above, its per-channel moments merged into groups; samples are split among threads when
+//   there are enough of them. x is read twice (statistics, then output): measured 1.3-2.2x the
+//   time of the default channel dimension on the same data (benchmarks/RESULTS.md).
 //
 // * Outputs of 8 MiB or more (LUX_NORM_STREAM_BYTES) are written with non-temporal stores,
 //   which skip the read-for-ownership of every output line: 20-80% faster on the benchmark
@@ -373,6 +379,28 @@ void for_each_parallel(index_t n, index_t work, Fn&& fn) {
   });
 }
 
+/// Per-thread accumulators that are written on every row, on cache lines of their own: sharing
+/// a line with another thread's accumulators would bounce it between the cores on every row
+/// (measured: batchnorm's statistics of a (64, 100352) matrix took 2.7x longer on 2 threads
+/// than on 1 when the two threads' accumulators were adjacent in one buffer).
+template <class T>
+struct thread_scratch {
+  static constexpr std::size_t line = 64 / sizeof(T);
+  buffer<T> v;
+  T* p;
+  explicit thread_scratch(index_t n) : v(static_cast<std::size_t>(n) + 2 * line, T(0)) {
+    const auto a = reinterpret_cast<std::uintptr_t>(v.data()) / sizeof(T);
+    p = v.data() + (line - a % line) % line;
+  }
+};
+
+/// Whether the outputs of a kernel on L are written with non-temporal stores: L as a whole, also
+/// where the work is split into slices (samples) that are small on their own.
+template <class T>
+bool streams_for(const norm_layout& L) {
+  return static_cast<std::size_t>(L.numel()) * sizeof(T) >= LUX_NORM_STREAM_BYTES;
+}
+
 /// Whether one parallel loop over `groups` statistics groups balances the threads.
 inline bool fused_is_balanced(index_t groups) { return groups >= 4 * max_threads(); }
 
@@ -530,8 +558,11 @@ void blocks_backward(const norm_layout& L, const T* dy, const T* x, const T* y, 
   const bool lane_sums = affine_grads && e.lanes;
   buffer<T> run_db(run_sums ? static_cast<std::size_t>((fused ? 1 : P) * CB) : 0, T(0));
   buffer<T> run_dg(run_db.size(), T(0));
-  buffer<T> lane_db(lane_sums && !lane_direct ? static_cast<std::size_t>(P * A) : 0, T(0));
-  buffer<T> lane_dg(lane_db.size(), T(0));
+  // Per-thread lane sums, each thread's row on cache lines of its own (see thread_scratch).
+  const index_t As = (A + index_t(thread_scratch<T>::line) - 1) / index_t(thread_scratch<T>::line) *
+                     index_t(thread_scratch<T>::line);
+  const index_t lane_rows = lane_sums && !lane_direct ? P : 0;
+  const thread_scratch<T> lane_db(lane_rows * As), lane_dg(lane_rows * As);
   if (lane_sums && lane_direct) {
     std::fill_n(dscale, A, T(0));
     std::fill_n(dbias, A, T(0));
@@ -539,9 +570,9 @@ void blocks_backward(const norm_layout& L, const T* dy, const T* x, const T* y, 
   auto run_ws = [&](buffer<T>& v, index_t p) -> T* {
     return run_sums ? v.data() + (fused ? 0 : p * CB) : nullptr;
   };
-  auto lane_ws = [&](buffer<T>& v, T* direct, index_t p) -> T* {
+  auto lane_ws = [&](const thread_scratch<T>& v, T* direct, index_t p) -> T* {
     if (!lane_sums) return nullptr;
-    return lane_direct ? direct : v.data() + p * A;
+    return lane_direct ? direct : v.p + p * As;
   };
 
   if (fused) {
@@ -589,7 +620,7 @@ void blocks_backward(const norm_layout& L, const T* dy, const T* x, const T* y, 
   } else if (lane_sums && !lane_direct) {
     for (index_t a = 0; a < A; ++a) {
       T db = T(0), dg = T(0);
-      for (index_t p = 0; p < P; ++p) db += lane_db[p * A + a], dg += lane_dg[p * A + a];
+      for (index_t p = 0; p < P; ++p) db += lane_db.p[p * As + a], dg += lane_dg.p[p * As + a];
       dbias[a] = db;
       dscale[a] = dg;
     }
@@ -658,19 +689,66 @@ struct channel_engine {
       });
     for (index_t c = 0; c < L.C; ++c) shift[c] /= static_cast<T>(m);
   }
+  // Samples [b0, b1) in blocks of R rows (R·C elements ≤ 16 KiB, so the second pass reads them
+  // from L1): per lane the block's mean of x − shift (rows summed four at a time, which keeps
+  // the accumulators' dependency chains short), then its sum of squared deviations around that
+  // mean, merged into the running (mean, M2) with Chan's formula. A per-element Welford update
+  // ran at a third of this speed: its chain through the running mean is long.
   void lane_moments(index_t b0, index_t b1, const T* shift, T* lmean, T* lm2) const {
-    std::fill_n(lmean, L.C, T(0));
-    std::fill_n(lm2, L.C, T(0));
-    for (index_t b = b0; b < b1; ++b) {
-      const T r = T(1) / static_cast<T>(b - b0 + 1);
-      const T* col = x + L.C * b;
-      for_each_lane<T, Arch>(L.C, [&]<class V>(index_t j) {
-        const V d0 = load<V>(col, j) - load<V>(shift, j);
-        const V m = load<V>(lmean, j);
-        const V m1 = m + (d0 - m) * V(r);
-        store(lmean, j, m1);
-        store(lm2, j, load<V>(lm2, j) + (d0 - m) * (d0 - m1));
+    const index_t C = L.C;
+    const index_t R = std::max<index_t>(4, static_cast<index_t>(16384 / sizeof(T)) / C);
+    std::fill_n(lmean, C, T(0));
+    std::fill_n(lm2, C, T(0));
+    const thread_scratch<T> scratch(2 * C);
+    T *bs = scratch.p, *bq = scratch.p + C;
+    index_t n = 0;
+    for (index_t lo = b0; lo < b1; lo += R) {
+      const index_t hi = std::min(b1, lo + R), m = hi - lo;
+      const T* r0 = x + C * lo;
+      std::fill_n(bs, C, T(0));
+      std::fill_n(bq, C, T(0));
+      // pass 1: bs = Σ (x − shift) / m
+      index_t r = 0;
+      for (; r + 4 <= m; r += 4) {
+        const T* p = r0 + C * r;
+        for_each_lane<T, Arch>(C, [&]<class V>(index_t j) {
+          const V s = load<V>(shift, j);
+          const V a = (load<V>(p, j) - s) + (load<V>(p + C, j) - s);
+          const V b = (load<V>(p + 2 * C, j) - s) + (load<V>(p + 3 * C, j) - s);
+          store(bs, j, load<V>(bs, j) + (a + b));
+        });
+      }
+      for (; r < m; ++r)
+        for_each_lane<T, Arch>(C, [&]<class V>(index_t j) {
+          store(bs, j, load<V>(bs, j) + (load<V>(r0 + C * r, j) - load<V>(shift, j)));
+        });
+      const T rm = T(1) / static_cast<T>(m);
+      for_each_lane<T, Arch>(C, [&]<class V>(index_t j) { store(bs, j, load<V>(bs, j) * V(rm)); });
+      // pass 2: bq = Σ (x − shift − block mean)²
+      r = 0;
+      for (; r + 4 <= m; r += 4) {
+        const T* p = r0 + C * r;
+        for_each_lane<T, Arch>(C, [&]<class V>(index_t j) {
+          const V s = load<V>(shift, j) + load<V>(bs, j);
+          const V d0 = load<V>(p, j) - s, d1 = load<V>(p + C, j) - s;
+          const V d2 = load<V>(p + 2 * C, j) - s, d3 = load<V>(p + 3 * C, j) - s;
+          store(bq, j, load<V>(bq, j) + ((d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)));
+        });
+      }
+      for (; r < m; ++r)
+        for_each_lane<T, Arch>(C, [&]<class V>(index_t j) {
+          const V d = load<V>(r0 + C * r, j) - (load<V>(shift, j) + load<V>(bs, j));
+          store(bq, j, load<V>(bq, j) + d * d);
+        });
+      // merge (count n, mean, M2) ∪ (m, bs, bq)
+      const T wb = static_cast<T>(m) / static_cast<T>(n + m);
+      const T wab = static_cast<T>(n) * wb;
+      for_each_lane<T, Arch>(C, [&]<class V>(index_t j) {
+        const V ma = load<V>(lmean, j), d = load<V>(bs, j) - ma;
+        store(lmean, j, ma + d * V(wb));
+        store(lm2, j, load<V>(lm2, j) + load<V>(bq, j) + d * d * V(wab));
       });
+      n += m;
     }
   }
   void lane_apply(index_t b0, index_t b1, T* y) const {
@@ -716,10 +794,10 @@ inline index_t sample_pieces(index_t B) {
 
 template <class Arch, class T, class F>
 void channels_apply(const norm_layout& L, const T* x, T* y, norm_affine<T> aff, const F& f,
-                    const T* mean, const T* inv_std) {
+                    const T* mean, const T* inv_std, bool stream) {
   buffer<T> scale, shift;
   channel_affine(L.C, aff, inv_std, scale, shift);
-  const channel_engine<T, F, Arch> e{L, x, f, mean, scale.data(), shift.data()};
+  const channel_engine<T, F, Arch> e{L, x, f, mean, scale.data(), shift.data(), stream};
   if (L.S > 1 && fused_is_balanced(L.C)) {
     for_each_parallel(L.C, L.numel(), [&](index_t c) { e.channel_apply(c, 0, L.B, y); });
     return;
@@ -732,9 +810,38 @@ void channels_apply(const norm_layout& L, const T* x, T* y, norm_affine<T> aff, 
   });
 }
 
+/// Per-channel mean and biased variance over (S, B) (no output): the split path's statistics.
+template <class Arch, class T>
+void channels_statistics(const norm_layout& L, const T* x, T* mean, T* var) {
+  const index_t C = L.C;
+  const index_t P = sample_pieces(L.B);
+  buffer<moments<T>> part(static_cast<std::size_t>(P * C));
+  buffer<T> shift(L.S == 1 ? static_cast<std::size_t>(C) : 0);
+  const identity none_f{};
+  const channel_engine<T, identity, Arch> stats{L, x, none_f, nullptr, nullptr, nullptr};
+  if (L.S == 1) stats.lane_shift(shift.data());
+  for_pieces(L.B, P, L.numel(), [&](index_t p, index_t b0, index_t b1) {
+    if (L.S == 1) {
+      const thread_scratch<T> scratch(2 * C);
+      T* lm = scratch.p;
+      stats.lane_moments(b0, b1, shift.data(), lm, lm + C);
+      for (index_t c = 0; c < C; ++c) part[p * C + c] = moments<T>{b1 - b0, lm[c], lm[C + c]};
+    } else {
+      for (index_t c = 0; c < C; ++c) part[p * C + c] = stats.channel_moments(c, b0, b1);
+    }
+  });
+  for (index_t c = 0; c < C; ++c) {
+    moments<T> m;
+    for (index_t p = 0; p < P; ++p) merge(m, part[p * C + c]);
+    mean[c] = (L.S == 1 ? shift[c] : x[c * L.S]) + m.mean;
+    var[c] = m.m2 / static_cast<T>(m.n);
+  }
+}
+
 template <class Arch, class T, class F>
 void channels_forward(const norm_layout& L, const T* x, T* y, norm_affine<T> aff, const F& f,
                       T epsilon, T* mean, T* var, T* inv_std) {
+  using std::sqrt;
   const index_t C = L.C;
   if (L.S > 1 && fused_is_balanced(C)) {
     // Statistics of channel c, then its output while its B runs are still in cache.
@@ -748,27 +855,51 @@ void channels_forward(const norm_layout& L, const T* x, T* y, norm_affine<T> aff
     });
     return;
   }
-  const index_t P = sample_pieces(L.B);
-  buffer<moments<T>> part(static_cast<std::size_t>(P * C));
-  buffer<T> lane(L.S == 1 ? static_cast<std::size_t>(2 * P * C) : 0);
-  buffer<T> shift(L.S == 1 ? static_cast<std::size_t>(C) : 0);
-  const channel_engine<T, F, Arch> stats{L, x, f, nullptr, nullptr, nullptr};
-  if (L.S == 1) stats.lane_shift(shift.data());
+  channels_statistics<Arch>(L, x, mean, var);
+  for (index_t c = 0; c < C; ++c) inv_std[c] = T(1) / sqrt(var[c] + epsilon);
+  channels_apply<Arch>(L, x, y, aff, f, mean, inv_std, streams_for<T>(L));
+}
+
+/// Per-channel s0_c = Σ dz and s1_c = Σ dz·(x − μ_c) over (S, B), the split path's reductions.
+template <class Arch, class T, class F>
+void channels_sums(const channel_engine<T, F, Arch>& e, const T* dy, const T* y, T* s0, T* s1) {
+  const norm_layout& L = e.L;
+  const index_t C = L.C, P = sample_pieces(L.B);
+  buffer<T> part(static_cast<std::size_t>(2 * P * C));
   for_pieces(L.B, P, L.numel(), [&](index_t p, index_t b0, index_t b1) {
+    T* s = part.data() + 2 * p * C;
     if (L.S == 1) {
-      T* lm = lane.data() + 2 * p * C;
-      stats.lane_moments(b0, b1, shift.data(), lm, lm + C);
-      for (index_t c = 0; c < C; ++c) part[p * C + c] = moments<T>{b1 - b0, lm[c], lm[C + c]};
+      const thread_scratch<T> scratch(2 * C);
+      e.lane_reduce(b0, b1, dy, y, scratch.p, scratch.p + C);
+      std::copy_n(scratch.p, 2 * C, s);
     } else {
-      for (index_t c = 0; c < C; ++c) part[p * C + c] = stats.channel_moments(c, b0, b1);
+      for (index_t c = 0; c < C; ++c) {
+        const auto r = e.channel_reduce(c, b0, b1, dy, y);
+        s[c] = r[0];
+        s[C + c] = r[1];
+      }
     }
   });
   for (index_t c = 0; c < C; ++c) {
-    moments<T> m;
-    for (index_t p = 0; p < P; ++p) merge(m, part[p * C + c]);
-    finish_statistics(m, L.S == 1 ? shift[c] : x[c * L.S], epsilon, c, mean, var, inv_std);
+    T a = T(0), b = T(0);
+    for (index_t p = 0; p < P; ++p) a += part[2 * p * C + c], b += part[2 * p * C + C + c];
+    s0[c] = a;
+    s1[c] = b;
   }
-  channels_apply<Arch>(L, x, y, aff, f, mean, inv_std);
+}
+
+/// dx = dz·inv_c·γ_c + (x − μ_c)·kx_c + k0_c over (S, B), split over samples.
+template <class Arch, class T, class F>
+void channels_dx(const channel_engine<T, F, Arch>& e, const T* kx, const T* k0, const T* dy,
+                 const T* y, T* dx) {
+  const norm_layout& L = e.L;
+  for_pieces(L.B, sample_pieces(L.B), L.numel(), [&](index_t, index_t b0, index_t b1) {
+    if (L.S == 1) {
+      e.lane_dx(b0, b1, kx, k0, dy, y, dx);
+    } else {
+      for (index_t c = 0; c < L.C; ++c) e.channel_dx(c, b0, b1, {kx[c], k0[c]}, dy, y, dx);
+    }
+  });
 }
 
 template <class Arch, class T, class F>
@@ -793,35 +924,155 @@ void channels_backward(const norm_layout& L, const T* dy, const T* x, const T* y
     });
     return;
   }
-  const index_t P = sample_pieces(L.B);
-  buffer<T> part(static_cast<std::size_t>(2 * P * C));
-  for_pieces(L.B, P, L.numel(), [&](index_t p, index_t b0, index_t b1) {
-    T* s = part.data() + 2 * p * C;
-    if (L.S == 1) {
-      e.lane_reduce(b0, b1, dy, y, s, s + C);
-    } else {
-      for (index_t c = 0; c < C; ++c) {
-        const auto r = e.channel_reduce(c, b0, b1, dy, y);
-        s[c] = r[0];
-        s[C + c] = r[1];
-      }
-    }
-  });
+  buffer<T> s0(static_cast<std::size_t>(C)), s1(static_cast<std::size_t>(C));
+  channels_sums(e, dy, y, s0.data(), s1.data());
   buffer<T> kx(static_cast<std::size_t>(C)), k0(static_cast<std::size_t>(C));
   for (index_t c = 0; c < C; ++c) {
-    std::array<T, 2> s{};
-    for (index_t p = 0; p < P; ++p) s[0] += part[2 * p * C + c], s[1] += part[2 * p * C + C + c];
-    const auto kc = finish(c, s);
+    const auto kc = finish(c, {s0[c], s1[c]});
     kx[c] = kc[0];
     k0[c] = kc[1];
   }
-  for_pieces(L.B, P, L.numel(), [&](index_t, index_t b0, index_t b1) {
-    if (L.S == 1) {
-      e.lane_dx(b0, b1, kx.data(), k0.data(), dy, y, dx);
-    } else {
-      for (index_t c = 0; c < C; ++c) e.channel_dx(c, b0, b1, {kx[c], k0[c]}, dy, y, dx);
+  channels_dx(e, kx.data(), k0.data(), dy, y, dx);
+}
+
+// =================================================================================================
+// Groups spread over M > 1 runs per sample: groupnorm and instancenorm with the channel dimension
+// before Lux's N−1 (channels first: channels-last memory). Sample b's slice is an across-batch
+// (S, C, M) layout, so each sample runs the channel engine above — per-channel statistics, then
+// merged into groups of group_channels channels — and the samples are split among threads when
+// there are enough of them (otherwise each sample's channel engine uses the threads).
+// =================================================================================================
+
+/// Sample b's slice of L as the channel engine sees it: (S, C, B = M), one group per channel.
+inline norm_layout sample_slice(const norm_layout& L) {
+  norm_layout s;
+  s.S = L.S;
+  s.C = L.C;
+  s.B = L.M;
+  s.across_batch = true;
+  return s;
+}
+
+/// fn(b, scratch) for every sample: the samples split among threads (each piece with its own
+/// scratch of `scratch_size` elements) when they balance them, else one after the other.
+template <class T, class Fn>
+void for_samples(const norm_layout& L, std::size_t scratch_size, Fn&& fn) {
+  const index_t P = fused_is_balanced(L.B) ? std::min<index_t>(max_threads(), L.B) : 1;
+  for_pieces(L.B, P, P > 1 ? L.numel() : 0, [&](index_t, index_t b0, index_t b1) {
+    buffer<T> scratch(scratch_size);
+    for (index_t b = b0; b < b1; ++b) fn(b, scratch.data());
+  });
+}
+
+/// The group statistics of sample b expanded to its channels (cm, ci: C each).
+template <class T>
+void expand_to_channels(const norm_layout& L, index_t b, const T* mean, const T* inv_std, T* cm,
+                        T* ci) {
+  for (index_t c = 0; c < L.C; ++c) {
+    const index_t k = L.group_of(c, b);
+    cm[c] = mean[k];
+    ci[c] = inv_std[k];
+  }
+}
+
+template <class Arch, class T, class F>
+void samples_apply(const norm_layout& L, const T* x, T* y, norm_affine<T> aff, const F& f,
+                   const T* mean, const T* inv_std) {
+  const norm_layout Ls = sample_slice(L);
+  const index_t per = Ls.numel(), C = L.C;
+  for_samples<T>(L, static_cast<std::size_t>(2 * C), [&](index_t b, T* scratch) {
+    expand_to_channels(L, b, mean, inv_std, scratch, scratch + C);
+    channels_apply<Arch>(Ls, x + b * per, y + b * per, aff, f, scratch, scratch + C,
+                         streams_for<T>(L));
+  });
+}
+
+template <class Arch, class T, class F>
+void samples_forward(const norm_layout& L, const T* x, T* y, norm_affine<T> aff, const F& f,
+                     T epsilon, T* mean, T* var, T* inv_std) {
+  using std::sqrt;
+  const norm_layout Ls = sample_slice(L);
+  const index_t per = Ls.numel(), C = L.C, D = L.group_channels, G = L.groups_per_sample();
+  for_samples<T>(L, static_cast<std::size_t>(2 * C), [&](index_t b, T* scratch) {
+    T *cm = scratch, *cv = scratch + C;
+    channels_statistics<Arch>(Ls, x + b * per, cm, cv);
+    // Group g's mean and variance from its D channels' (equal counts): the mean of the means,
+    // and the mean of the variances plus the variance of the means.
+    for (index_t g = 0; g < G; ++g) {
+      T mu = T(0), v = T(0);
+      for (index_t c = g * D; c < (g + 1) * D; ++c) mu += cm[c];
+      mu /= static_cast<T>(D);
+      for (index_t c = g * D; c < (g + 1) * D; ++c) v += cv[c] + (cm[c] - mu) * (cm[c] - mu);
+      v /= static_cast<T>(D);
+      const index_t k = g + G * b;
+      mean[k] = mu;
+      var[k] = v;
+      inv_std[k] = T(1) / sqrt(v + epsilon);
+    }
+    expand_to_channels(L, b, mean, inv_std, cm, cv);
+    channels_apply<Arch>(Ls, x + b * per, y + b * per, aff, f, cm, cv, streams_for<T>(L));
+  });
+}
+
+template <class Arch, class T, class F>
+void samples_backward(const norm_layout& L, const T* dy, const T* x, const T* y, norm_affine<T> aff,
+                      const F& f, const T* mean, const T* inv_std, bool batch_statistics, T* dx,
+                      bool affine_grads, T* dscale, T* dbias) {
+  const norm_layout Ls = sample_slice(L);
+  const index_t per = Ls.numel(), C = L.C, D = L.group_channels, G = L.groups_per_sample();
+  const index_t n = L.group_size();
+  // Scale/bias gradients per piece of samples, summed in a fixed order at the end.
+  const index_t P = fused_is_balanced(L.B) ? std::min<index_t>(max_threads(), L.B) : 1;
+  buffer<T> part(affine_grads ? static_cast<std::size_t>(2 * P * C) : 0, T(0));
+  for_pieces(L.B, P, P > 1 ? L.numel() : 0, [&](index_t p, index_t b0, index_t b1) {
+    buffer<T> w(static_cast<std::size_t>(6 * C));
+    T *cm = w.data(), *ci = cm + C, *sc = ci + C, *sh = sc + C, *s0 = sh + C, *s1 = s0 + C;
+    for (index_t b = b0; b < b1; ++b) {
+      const index_t o = b * per;
+      expand_to_channels(L, b, mean, inv_std, cm, ci);
+      for (index_t c = 0; c < C; ++c) {
+        sc[c] = ci[c] * (aff.scale ? aff.scale[c] : T(1));
+        sh[c] = aff.bias ? aff.bias[c] : T(0);
+      }
+      const channel_engine<T, F, Arch> e{Ls, x + o, f, cm, sc, sh, streams_for<T>(L)};
+      const T* yb = y ? y + o : y;
+      channels_sums(e, dy + o, yb, s0, s1);
+      if (affine_grads)
+        for (index_t c = 0; c < C; ++c) {
+          part[2 * p * C + c] += s0[c];
+          part[2 * p * C + C + c] += s1[c] * ci[c];
+        }
+      // Group sums Σ dz·γ, Σ dz·γ·(x − μ) give each group's dx coefficients; s0/s1 are reused
+      // for the per-channel kx/k0.
+      for (index_t g = 0; g < G; ++g) {
+        std::array<T, 2> sums{};
+        for (index_t c = g * D; c < (g + 1) * D; ++c) {
+          const T gm = aff.scale ? aff.scale[c] : T(1);
+          sums[0] += gm * s0[c];
+          sums[1] += gm * s1[c];
+        }
+        const auto kc = dx_coefficients(sums, ci[g * D], n, batch_statistics);
+        for (index_t c = g * D; c < (g + 1) * D; ++c) s0[c] = kc[0], s1[c] = kc[1];
+      }
+      channels_dx(e, s0, s1, dy + o, yb, dx + o);
     }
   });
+  if (affine_grads)
+    for (index_t c = 0; c < C; ++c) {
+      T db = T(0), dg = T(0);
+      for (index_t p = 0; p < P; ++p) db += part[2 * p * C + c], dg += part[2 * p * C + C + c];
+      dbias[c] = db;
+      dscale[c] = dg;
+    }
+}
+
+/// An across-batch layout with its M runs per (channel, sample) counted as samples: element
+/// (s, c, m, b) is element (s, c, m + M·b) of (S, C, M·B), and the group of a channel is all of
+/// them either way.
+inline norm_layout fold_runs(norm_layout L) {
+  L.B *= L.M;
+  L.M = 1;
+  return L;
 }
 
 }  // namespace norm_looped
@@ -832,7 +1083,10 @@ void normalization_forward(looped_op, const norm_layout& L, const T* x, T* y, no
                            const F& sigma, T epsilon, T* mean, T* var, T* inv_std) {
   LUX_TRACE_KERNEL("looped_op", "normalization_forward");
   if (L.across_batch)
-    norm_looped::channels_forward<Arch>(L, x, y, aff, sigma, epsilon, mean, var, inv_std);
+    norm_looped::channels_forward<Arch>(norm_looped::fold_runs(L), x, y, aff, sigma, epsilon, mean,
+                                        var, inv_std);
+  else if (L.M > 1)
+    norm_looped::samples_forward<Arch>(L, x, y, aff, sigma, epsilon, mean, var, inv_std);
   else
     norm_looped::blocks_forward<Arch>(L, x, y, aff, sigma, epsilon, mean, var, inv_std);
 }
@@ -842,7 +1096,12 @@ void normalization_apply(looped_op, const norm_layout& L, const T* x, T* y, norm
                          const F& sigma, const T* mean, const T* inv_std) {
   LUX_TRACE_KERNEL("looped_op", "normalization_apply");
   if (L.across_batch) {
-    norm_looped::channels_apply<Arch>(L, x, y, aff, sigma, mean, inv_std);
+    norm_looped::channels_apply<Arch>(norm_looped::fold_runs(L), x, y, aff, sigma, mean, inv_std,
+                                      norm_looped::streams_for<T>(L));
+    return;
+  }
+  if (L.M > 1) {
+    norm_looped::samples_apply<Arch>(L, x, y, aff, sigma, mean, inv_std);
     return;
   }
   const norm_looped::block_engine<T, F, Arch> e{L, x, aff, sigma};
@@ -856,8 +1115,12 @@ void normalization_backward(looped_op, const norm_layout& L, const T* dy, const 
                             bool batch_statistics, T* dx, bool affine_grads, T* dscale, T* dbias) {
   LUX_TRACE_KERNEL("looped_op", "normalization_backward");
   if (L.across_batch)
-    norm_looped::channels_backward<Arch>(L, dy, x, y, aff, sigma, mean, inv_std, batch_statistics,
-                                         dx, affine_grads, dscale, dbias);
+    norm_looped::channels_backward<Arch>(norm_looped::fold_runs(L), dy, x, y, aff, sigma, mean,
+                                         inv_std, batch_statistics, dx, affine_grads, dscale,
+                                         dbias);
+  else if (L.M > 1)
+    norm_looped::samples_backward<Arch>(L, dy, x, y, aff, sigma, mean, inv_std, batch_statistics,
+                                        dx, affine_grads, dscale, dbias);
   else
     norm_looped::blocks_backward<Arch>(L, dy, x, y, aff, sigma, mean, inv_std, batch_statistics, dx,
                                        affine_grads, dscale, dbias);
