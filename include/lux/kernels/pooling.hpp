@@ -29,9 +29,10 @@
 // maximum wins; if a window holds NaN the first NaN wins. The gradient of y[o] goes entirely to
 // that tap. maxpool_with_argmax returns the chosen tap of every output as an int32 linear index
 // into its (spatial) plane of x (−1 for a window wholly in the padding: no gradient); the
-// backward from it is a scatter (no recomputation), which first checks every argmax value
-// against the plane of x (or of the dx given): an index outside [−1, plane) is an argument_error,
-// never a write out of bounds. maxpool_backward(dy, x, pd) recomputes the
+// backward from it is a scatter (no recomputation), which checks every argmax value against the
+// plane of x (or of the dx given) as it scatters: an index outside [−1, plane) is skipped, never
+// written out of bounds, and the call then throws argument_error (the in-place form's dx holds
+// unspecified values then). maxpool_backward(dy, x, pd) recomputes the
 // argmax from x: same result, one more pass over x. (NNlib's ∇maxpool(dy, y, x, pdims) also takes
 // y, which the argmax recomputation does not need.)
 //
@@ -286,14 +287,15 @@ void check_argmax_range(const char* op, const shape_t<N>& xs, const impl::pool_g
 }
 
 /// The geometry of the argmax scatter dx[p][argmax[p][o]] += dy[p][o] (maxpool_backward from a
-/// saved argmax), after validating everything it indexes with: x's shape, dy against argmax and
-/// against x in the channel and batch dimensions, and every argmax value in [−1, plane of x)
-/// (one pass over argmax, before anything is written), so a tampered argmax or a dx smaller than
-/// the forward's input throws instead of writing out of bounds.
+/// saved argmax), after validating the shapes it indexes with: x's, dy against argmax and against
+/// x in the channel and batch dimensions. The argmax values themselves are checked by the
+/// scatter as it goes (a value outside [−1, plane of x) is skipped, then check_scatter throws),
+/// so a tampered argmax or a dx smaller than the forward's input throws instead of writing out
+/// of bounds, without a separate pass over argmax.
 template <std::size_t N>
 impl::pool_geometry scatter_geometry(const char* op, const shape_t<N>& dys,
-                                     const shape_t<N>& argmax_shape, const std::int32_t* argmax,
-                                     const shape_t<N>& xs, const char* x_name) {
+                                     const shape_t<N>& argmax_shape, const shape_t<N>& xs,
+                                     const char* x_name) {
   shape_numel(xs, op);
   require<shape_error>(dys == argmax_shape, op, ": dy has shape ", dys,
                        ", expected the shape of argmax ", argmax_shape);
@@ -305,18 +307,16 @@ impl::pool_geometry scatter_geometry(const char* op, const shape_t<N>& dys,
     g.out[a] = dys[a];
   }
   g.planes = xs[N - 2] * xs[N - 1];
-  const index_t in_plane = g.in_plane(), n = g.planes * g.out_plane();
-  std::int32_t lo = -1, hi = -1;
-  for (index_t i = 0; i < n; ++i) {
-    lo = std::min(lo, argmax[i]);
-    hi = std::max(hi, argmax[i]);
-  }
-  require<argument_error>(lo >= -1 && hi < in_plane, op, ": argmax holds the index ",
-                          lo < -1 ? lo : hi, ", outside [-1, ", in_plane, ") for the plane of ",
-                          x_name, " ", xs,
-                          " (argmax must come from maxpool_with_argmax of an x "
-                          "of this shape)");
   return g;
+}
+
+/// Throws when the scatter met an argmax outside [−1, plane of x) (`bad`, from maxpool_backward).
+template <std::size_t N>
+void check_scatter(const char* op, std::int64_t bad, const impl::pool_geometry& g,
+                   const shape_t<N>& xs, const char* x_name) {
+  require<argument_error>(bad == impl::argmax_valid, op, ": argmax holds the index ", bad,
+                          ", outside [-1, ", g.in_plane(), ") for the plane of ", x_name, " ", xs,
+                          " (argmax must come from maxpool_with_argmax of an x of this shape)");
 }
 
 template <std::size_t N>
@@ -405,7 +405,8 @@ pooling_gradients<value_t<X>, rank_v<X>> maxpool_backward_op(M mode, const char*
   check_dy(op, as_view(dy).shape(), output_shape(g, xs), xs);
   const auto fwd = maxpool_argmax<T, N>(mode, op, xp, xs, g);
   auto dx = Tensor<T, N>::uninitialized(xs, op);
-  maxpool_backward(mode, g, dyp, fwd.saved.argmax.data(), dx.data());
+  // The argmax was computed here from x: always valid.
+  (void)maxpool_backward(mode, g, dyp, fwd.saved.argmax.data(), dx.data());
   return {std::move(dx)};
 }
 
@@ -493,9 +494,9 @@ template <operation_mode M, array DY, std::size_t N>
   const T* dyp = data_of(dy, op, "dy");
   const auto& xs = saved.x_shape;
   const impl::pool_geometry g =
-      scatter_geometry(op, as_view(dy).shape(), saved.argmax.shape(), saved.argmax.data(), xs, "x");
+      scatter_geometry(op, as_view(dy).shape(), saved.argmax.shape(), xs, "x");
   auto dx = Tensor<T, N>::uninitialized(xs, op);
-  maxpool_backward(mode, g, dyp, saved.argmax.data(), dx.data());
+  check_scatter(op, maxpool_backward(mode, g, dyp, saved.argmax.data(), dx.data()), g, xs, "x");
   return {std::move(dx)};
 }
 template <array DY, std::size_t N>
@@ -722,12 +723,12 @@ TensorView<detail::pool::value_t<DY>, detail::pool::rank_v<DY>> maxpool_backward
   T* dxp = mutable_data_of(dx, op, "dx");
   const auto xs = as_view(dx).shape();
   const impl::pool_geometry g =
-      scatter_geometry(op, as_view(dy).shape(), as_view(argmax).shape(), ap, xs, "dx");
+      scatter_geometry(op, as_view(dy).shape(), as_view(argmax).shape(), xs, "dx");
   check_disjoint(op, dxp, sizeof(T) * as_view(dx).numel(), "dx", dyp,
                  sizeof(T) * as_view(dy).numel(), "dy");
   check_disjoint(op, dxp, sizeof(T) * as_view(dx).numel(), "dx", ap, 4 * as_view(argmax).numel(),
                  "argmax");
-  maxpool_backward(mode, g, dyp, ap, dxp);
+  check_scatter(op, maxpool_backward(mode, g, dyp, ap, dxp), g, xs, "dx");
   return TensorView<T, N>(dxp, xs);
 }
 template <array DX, array DY, array A>

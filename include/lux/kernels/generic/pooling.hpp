@@ -103,16 +103,28 @@ void maxpool(generic_op, const pool_geometry& g, const T* x, T* y, std::int32_t*
   }
 }
 
-/// dx = 0, then dx[argmax[o]] += dy[o] for every output o of every plane (in output order).
+/// maxpool_backward's "every argmax was in [−1, in_plane)".
+inline constexpr std::int64_t argmax_valid = std::numeric_limits<std::int64_t>::min();
+
+/// dx = 0, then dx[argmax[o]] += dy[o] for every output o of every plane (in output order); −1
+/// (a window without taps) contributes nothing. An argmax outside [−1, in_plane) (a tampered or
+/// foreign argmax) is skipped and returned — the caller throws — else argmax_valid.
 template <class T>
-void maxpool_backward(generic_op, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
-                      T* dx) {
+std::int64_t maxpool_backward(generic_op, const pool_geometry& g, const T* dy,
+                              const std::int32_t* argmax, T* dx) {
   LUX_TRACE_KERNEL("generic_op", "maxpool_backward");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
+  std::int64_t bad = argmax_valid;
   for (index_t i = 0; i < g.planes * in_plane; ++i) dx[i] = T(0);
   for (index_t p = 0; p < g.planes; ++p)
-    for (index_t o = p * out_plane; o < (p + 1) * out_plane; ++o)
-      if (argmax[o] >= 0) dx[p * in_plane + argmax[o]] += dy[o];
+    for (index_t o = p * out_plane; o < (p + 1) * out_plane; ++o) {
+      const std::int32_t a = argmax[o];
+      if (a >= 0 && a < in_plane)
+        dx[p * in_plane + a] += dy[o];
+      else if (a < -1 || a >= in_plane)
+        bad = a;
+    }
+  return bad;
 }
 
 /// y = (sum of the in-bounds taps of each window) / (k0·k1·k2).

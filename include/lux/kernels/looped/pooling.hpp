@@ -23,6 +23,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -531,11 +532,11 @@ void maxpool(looped_op, const pool_geometry& g, const T* x, T* y, std::int32_t* 
 }
 
 template <class T>
-requires pool_looped::fast_type_v<T>
-void maxpool_backward(looped_op, const pool_geometry& g, const T* dy, const std::int32_t* argmax,
-                      T* dx) {
+requires pool_looped::fast_type_v<T> std::int64_t maxpool_backward(
+    looped_op, const pool_geometry& g, const T* dy, const std::int32_t* argmax, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "maxpool_backward");
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
+  std::atomic<std::int64_t> bad{argmax_valid};
   parallel_for(
       g.planes,
       [&](index_t p) {
@@ -543,10 +544,18 @@ void maxpool_backward(looped_op, const pool_geometry& g, const T* dy, const std:
         const T* dyp = dy + p * out_plane;
         const std::int32_t* ap = argmax + p * out_plane;
         std::fill(dxp, dxp + in_plane, T(0));
-        for (index_t o = 0; o < out_plane; ++o)
-          if (ap[o] >= 0) dxp[ap[o]] += dyp[o];
+        std::int32_t worst = -1;  // an argmax outside [−1, in_plane), if any
+        for (index_t o = 0; o < out_plane; ++o) {
+          const std::int32_t a = ap[o];
+          if (a >= 0 && a < in_plane)
+            dxp[a] += dyp[o];
+          else if (a < -1 || a >= in_plane)
+            worst = a;
+        }
+        if (worst != -1) bad.store(worst, std::memory_order_relaxed);
       },
       g.planes * (in_plane + out_plane));
+  return bad.load();
 }
 
 template <class T>
