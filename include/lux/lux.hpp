@@ -35,6 +35,7 @@
 #include "lux/layers/dense.hpp"
 #include "lux/layers/dropout.hpp"
 #include "lux/layers/initializers.hpp"
+#include "lux/layers/inox.hpp"
 #include "lux/layers/layer.hpp"
 #include "lux/layers/linear.hpp"
 #include "lux/layers/normalization.hpp"
