@@ -104,6 +104,17 @@ inline constexpr bool is_array_v = array_traits<std::remove_cvref_t<A>>::is_arra
 template <class A>
 concept array = is_array_v<A>;
 
+/// An argument type's array_traits (cv and reference removed), element type, device and rank:
+/// what every front door asks of its Tensor / TensorView / StridedView arguments.
+template <class A>
+using array_traits_t = array_traits<std::remove_cvref_t<A>>;
+template <class A>
+using array_value_t = typename array_traits_t<A>::value_type;
+template <class A>
+using array_device_t = typename array_traits_t<A>::device_type;
+template <class A>
+inline constexpr std::size_t array_rank_v = array_traits_t<A>::rank;
+
 /// True for the markers of an absent optional argument.
 template <class A>
 inline constexpr bool is_absent_v = std::is_same_v<std::remove_cvref_t<A>, none_t> ||

@@ -52,17 +52,9 @@ LUX_NAMESPACE_BEGIN
 // Type aliases
 // ---------------------------------------------------------------------------------------------
 namespace detail::elementwise {
-template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-using device_t = typename traits_t<X>::device_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
 /// The owning result type for an input X: Tensor<T, N, Device>.
 template <class X>
-using tensor_t = Tensor<value_t<X>, rank_v<X>, device_t<X>>;
+using tensor_t = Tensor<array_value_t<X>, array_rank_v<X>, array_device_t<X>>;
 
 /// True when A is absent (lux::none) or an array of element type T and rank N.
 template <class A, class T, std::size_t N>
@@ -70,14 +62,14 @@ inline constexpr bool absent_or_matching_v = [] {
   if constexpr (is_absent_v<A>) {
     return true;
   } else if constexpr (is_array_v<A>) {
-    return std::is_same_v<value_t<A>, T> && rank_v<A> == N;
+    return std::is_same_v<array_value_t<A>, T> && array_rank_v<A> == N;
   } else {
     return false;
   }
 }();
 
 template <class X>
-inline constexpr bool contiguous_v = traits_t<X>::contiguous;
+inline constexpr bool contiguous_v = array_traits_t<X>::contiguous;
 
 /// Shape of an optional array argument for messages.
 template <class A>
@@ -106,7 +98,7 @@ template <operation_mode M, activation_function F, array X>
   const auto xv = as_view(x);
   auto y = tensor_t<X>::uninitialized(xv.shape(), "fast_activation");
   if constexpr (activation_traits<F>::is_identity) {
-    device_allocator<device_t<X>>::copy(y.data(), xv.data(), xv.numel());
+    device_allocator<array_device_t<X>>::copy(y.data(), xv.data(), xv.numel());
   } else {
     fast_activation(mode, f, xv.data(), y.data(), xv.numel());
   }
@@ -121,9 +113,9 @@ template <activation_function F, array X>
 
 /// x .= σ.(x) in place in the given mode; returns the view of x (Julia's fast_activation!!).
 template <operation_mode M, activation_function F, array X>
-TensorView<detail::elementwise::value_t<X>, detail::elementwise::rank_v<X>,
-           detail::elementwise::device_t<X>>
-fast_activation_(M mode, const F& f, X&& x) {
+TensorView<array_value_t<X>, array_rank_v<X>, array_device_t<X>> fast_activation_(M mode,
+                                                                                  const F& f,
+                                                                                  X&& x) {
   using namespace detail::elementwise;
   static_assert(
       !(std::is_rvalue_reference_v<X&&> && std::is_same_v<std::remove_cvref_t<X>, tensor_t<X>>),
@@ -151,13 +143,11 @@ auto fast_activation_(const F& f, X&& x) {
 /// {dx = dy .* σ'(y or x)} in the given mode. Pass the forward output y when
 /// activation_traits<F>::uses_output, the forward input x otherwise; the other may be lux::none.
 template <operation_mode M, activation_function F, array DY, class X, class Y>
-[[nodiscard]] activation_gradients<detail::elementwise::value_t<DY>,
-                                   detail::elementwise::rank_v<DY>,
-                                   detail::elementwise::device_t<DY>>
+[[nodiscard]] activation_gradients<array_value_t<DY>, array_rank_v<DY>, array_device_t<DY>>
 activation_backward(M mode, const F& f, const DY& dy, const X& x, const Y& y) {
   using namespace detail::elementwise;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
   constexpr bool from_output = activation_traits<F>::uses_output;
   constexpr bool is_identity = activation_traits<F>::is_identity;
 
@@ -185,7 +175,7 @@ activation_backward(M mode, const F& f, const DY& dy, const X& x, const Y& y) {
 
   auto dx = tensor_t<DY>::uninitialized(dyv.shape(), "activation_backward");
   if constexpr (is_identity) {
-    device_allocator<device_t<DY>>::copy(dx.data(), dyv.data(), dyv.numel());
+    device_allocator<array_device_t<DY>>::copy(dx.data(), dyv.data(), dyv.numel());
   } else {
     const auto& arg = [&]() -> decltype(auto) {
       if constexpr (from_output)

@@ -61,24 +61,18 @@ struct batched_matmul_gradients {
 namespace detail::bmm {
 using detail::dense::const_view;
 using detail::dense::overlap;
-template <class A>
-using value_t = typename array_traits<std::remove_cvref_t<A>>::value_type;
-template <class A>
-using device_t = typename array_traits<std::remove_cvref_t<A>>::device_type;
-template <class A>
-inline constexpr std::size_t rank_v = array_traits<std::remove_cvref_t<A>>::rank;
 
 template <class M, class A, class B>
 constexpr void static_checks() {
   static_assert(
-      rank_v<A> == 2 || rank_v<A> == 3,
+      array_rank_v<A> == 2 || array_rank_v<A> == 3,
       "lux::batched_matmul: a must have rank 3 (rows, cols, batch) or 2 (a batch of one)");
   static_assert(
-      rank_v<B> == 2 || rank_v<B> == 3,
+      array_rank_v<B> == 2 || array_rank_v<B> == 3,
       "lux::batched_matmul: b must have rank 3 (rows, cols, batch) or 2 (a batch of one)");
-  static_assert(std::is_same_v<value_t<A>, value_t<B>>,
+  static_assert(std::is_same_v<array_value_t<A>, array_value_t<B>>,
                 "lux::batched_matmul: a and b must have the same element type");
-  static_assert(std::is_same_v<device_t<A>, cpu> && !std::is_same_v<M, gpu_op<cuda>>,
+  static_assert(std::is_same_v<array_device_t<A>, cpu> && !std::is_same_v<M, gpu_op<cuda>>,
                 "lux::batched_matmul: only host (lux::cpu) arrays for now; the CUDA "
                 "implementation comes with the CUDA kernels");
 }
@@ -125,7 +119,7 @@ TensorView<T, 3> batched_matmul(M mode, const A& a, op opa, const B& b, op opb,
                                 TensorView<T, 3> out) {
   using namespace detail::bmm;
   static_checks<M, A, B>();
-  static_assert(std::is_same_v<T, value_t<A>>,
+  static_assert(std::is_same_v<T, array_value_t<A>>,
                 "lux::batched_matmul: out must have the element type of a and b");
   const auto av = const_view(a);
   const auto bv = const_view(b);
@@ -146,13 +140,13 @@ TensorView<T, 3> batched_matmul(const A& a, op opa, const B& b, op opb, TensorVi
 
 /// c = op_a(a) ⊠ op_b(b), a new (m, n, L) tensor, in the given mode.
 template <operation_mode M, array A, array B>
-[[nodiscard]] Tensor<detail::bmm::value_t<A>, 3> batched_matmul(M mode, const A& a, op opa,
-                                                                const B& b, op opb) {
+[[nodiscard]] Tensor<array_value_t<A>, 3> batched_matmul(M mode, const A& a, op opa, const B& b,
+                                                         op opb) {
   using namespace detail::bmm;
   static_checks<M, A, B>();
   const auto av = const_view(a);
   const auto bv = const_view(b);
-  auto c = Tensor<value_t<A>, 3>::uninitialized(
+  auto c = Tensor<array_value_t<A>, 3>::uninitialized(
       check_shapes("batched_matmul", av.shape(), opa, bv.shape(), opb), "batched_matmul");
   batched_matmul_kernel(mode, as_batch(av), opa, as_batch(bv), opb, c.view());
   return c;
@@ -189,10 +183,11 @@ void batched_matmul_backward(M mode, const DC& dc, const A& a, op opa, const B& 
   using namespace detail::bmm;
   constexpr const char* name = "batched_matmul_backward";
   static_checks<M, A, B>();
-  static_assert(rank_v<DC> == 3 && std::is_same_v<value_t<DC>, T> && std::is_same_v<value_t<A>, T>,
+  static_assert(array_rank_v<DC> == 3 && std::is_same_v<array_value_t<DC>, T> &&
+                    std::is_same_v<array_value_t<A>, T>,
                 "lux::batched_matmul_backward: dc must have rank 3 (m, n, batch), and dc, da and "
                 "db the element type of a and b");
-  static_assert(NA == rank_v<A> && NB == rank_v<B>,
+  static_assert(NA == array_rank_v<A> && NB == array_rank_v<B>,
                 "lux::batched_matmul_backward: da and db must have the ranks of a and b");
   const auto av = const_view(a);
   const auto bv = const_view(b);
@@ -221,14 +216,13 @@ void batched_matmul_backward(const DC& dc, const A& a, op opa, const B& b, op op
 /// {da, db} of c = op_a(a) ⊠ op_b(b) for the cotangent dc (m, n, L), new tensors with the shapes
 /// (and ranks) of a and b, in the given mode.
 template <operation_mode M, array DC, array A, array B>
-[[nodiscard]] batched_matmul_gradients<detail::bmm::value_t<A>, detail::bmm::rank_v<A>,
-                                       detail::bmm::rank_v<B>>
+[[nodiscard]] batched_matmul_gradients<array_value_t<A>, array_rank_v<A>, array_rank_v<B>>
 batched_matmul_backward(M mode, const DC& dc, const A& a, op opa, const B& b, op opb) {
   using namespace detail::bmm;
-  using T = value_t<A>;
-  batched_matmul_gradients<T, rank_v<A>, rank_v<B>> g{
-      Tensor<T, rank_v<A>>::uninitialized(as_view(a).shape(), "batched_matmul_backward"),
-      Tensor<T, rank_v<B>>::uninitialized(as_view(b).shape(), "batched_matmul_backward")};
+  using T = array_value_t<A>;
+  batched_matmul_gradients<T, array_rank_v<A>, array_rank_v<B>> g{
+      Tensor<T, array_rank_v<A>>::uninitialized(as_view(a).shape(), "batched_matmul_backward"),
+      Tensor<T, array_rank_v<B>>::uninitialized(as_view(b).shape(), "batched_matmul_backward")};
   batched_matmul_backward(mode, dc, a, opa, b, opb, g.da.view(), g.db.view());
   return g;
 }

@@ -94,7 +94,7 @@ inline constexpr bool valid_bias_v = [] {
   if constexpr (is_absent_v<B>) {
     return true;
   } else if constexpr (is_array_v<B>) {
-    return std::is_same_v<value_t<B>, T> && rank_v<B> == 1 && contiguous_v<B>;
+    return std::is_same_v<array_value_t<B>, T> && array_rank_v<B> == 1 && contiguous_v<B>;
   } else {
     return false;
   }
@@ -110,7 +110,7 @@ template <operation_mode M, activation_function F, array X, class B>
 [[nodiscard]] detail::elementwise::tensor_t<X> bias_activation(M mode, const F& f, const X& x,
                                                                const B& bias) {
   using namespace detail::elementwise;
-  static_assert(valid_bias_v<B, value_t<X>>,
+  static_assert(valid_bias_v<B, array_value_t<X>>,
                 "lux::bias_activation: bias must be lux::none or a contiguous rank-1 array with "
                 "x's element type");
   static_assert(contiguous_v<X>, "lux::bias_activation: x must be contiguous");
@@ -135,14 +135,14 @@ template <activation_function F, array X, class B>
 
 /// x .= σ.(x .+ bias) in place in the given mode; returns the view of x (bias_activation!!).
 template <operation_mode M, activation_function F, array X, class B>
-TensorView<detail::elementwise::value_t<X>, detail::elementwise::rank_v<X>,
-           detail::elementwise::device_t<X>>
-bias_activation_(M mode, const F& f, X&& x, const B& bias) {
+TensorView<array_value_t<X>, array_rank_v<X>, array_device_t<X>> bias_activation_(M mode,
+                                                                                  const F& f, X&& x,
+                                                                                  const B& bias) {
   using namespace detail::elementwise;
   static_assert(
       !(std::is_rvalue_reference_v<X&&> && std::is_same_v<std::remove_cvref_t<X>, tensor_t<X>>),
       "lux::bias_activation_: x is a temporary Tensor; the returned view would dangle");
-  static_assert(valid_bias_v<B, value_t<X>>,
+  static_assert(valid_bias_v<B, array_value_t<X>>,
                 "lux::bias_activation_: bias must be lux::none or a contiguous rank-1 array with "
                 "x's element type");
   static_assert(contiguous_v<X>, "lux::bias_activation_: x must be contiguous");
@@ -176,14 +176,12 @@ auto bias_activation_(const F& f, X&& x, const B& bias) {
 /// activation_traits<F>::uses_output (x may be lux::none), else x (y may be lux::none); bias as
 /// in the forward call (lux::none → no bias gradient, dbias of shape (0)).
 template <operation_mode M, activation_function F, array DY, class X, class B, class Y>
-[[nodiscard]] bias_activation_gradients<detail::elementwise::value_t<DY>,
-                                        detail::elementwise::rank_v<DY>,
-                                        detail::elementwise::device_t<DY>>
+[[nodiscard]] bias_activation_gradients<array_value_t<DY>, array_rank_v<DY>, array_device_t<DY>>
 bias_activation_backward(M mode, const F& f, const DY& dy, const X& x, const B& bias, const Y& y) {
   using namespace detail::elementwise;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  using D = device_t<DY>;
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  using D = array_device_t<DY>;
   constexpr bool from_output = activation_traits<F>::uses_output;
   constexpr bool is_identity = activation_traits<F>::is_identity;
 

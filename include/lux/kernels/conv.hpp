@@ -100,12 +100,6 @@ LUX_NAMESPACE_BEGIN
 // =================================================================================================
 
 namespace detail::conv {
-template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
 
 template <std::size_t S>
 constexpr shape_t<S> filled(index_t v) {
@@ -293,20 +287,20 @@ template <class X, class W, class B, std::size_t S>
 constexpr void check_types() {
   static_assert(is_array_v<X> && is_array_v<W>,
                 "lux conv: x and weight must be lux::Tensor or lux::TensorView");
-  static_assert(std::is_same_v<value_t<X>, value_t<W>>,
+  static_assert(std::is_same_v<array_value_t<X>, array_value_t<W>>,
                 "lux conv: x and weight must have the same element type");
-  static_assert(rank_v<X> == S + 2,
+  static_assert(array_rank_v<X> == S + 2,
                 "lux conv: x must have rank S + 2 (spatial..., channels, batch) for conv_dims<S>");
-  static_assert(rank_v<W> == S + 2,
+  static_assert(array_rank_v<W> == S + 2,
                 "lux conv: weight must have rank S + 2 (kernel..., C_in/groups, C_out) for "
                 "conv_dims<S> — x and weight ranks differ or do not match conv_dims");
-  static_assert(traits_t<X>::contiguous && traits_t<W>::contiguous,
+  static_assert(array_traits_t<X>::contiguous && array_traits_t<W>::contiguous,
                 "lux conv: x and weight must be contiguous (gather a StridedView with lux::copy)");
   if constexpr (!is_absent_v<B>) {
     static_assert(is_array_v<B>, "lux conv: bias must be lux::none or a rank-1 array");
-    static_assert(
-        rank_v<B> == 1 && traits_t<B>::contiguous && std::is_same_v<value_t<B>, value_t<X>>,
-        "lux conv: bias must be a contiguous rank-1 array with x's element type");
+    static_assert(array_rank_v<B> == 1 && array_traits_t<B>::contiguous &&
+                      std::is_same_v<array_value_t<B>, array_value_t<X>>,
+                  "lux conv: bias must be a contiguous rank-1 array with x's element type");
   }
 }
 
@@ -316,7 +310,8 @@ inline constexpr bool saved_ok_v = [] {
   if constexpr (is_absent_v<A>) {
     return true;
   } else if constexpr (is_array_v<A>) {
-    return std::is_same_v<value_t<A>, T> && rank_v<A> == N && traits_t<A>::contiguous;
+    return std::is_same_v<array_value_t<A>, T> && array_rank_v<A> == N &&
+           array_traits_t<A>::contiguous;
   } else {
     return false;
   }
@@ -520,10 +515,9 @@ shape_t<S + 2> conv_transpose_output_shape(const shape_t<S + 2>& xs, const shape
 
 /// {y, z}: y = σ.(conv(x, w) .+ b), z the pre-activation when σ's derivative needs it.
 template <operation_mode M, activation_function F, array W, array X, class B, std::size_t S>
-[[nodiscard]] conv_forward_result<detail::conv::value_t<X>, S + 2>
-fused_conv_bias_activation_forward(M mode, const F& f, const W& w, const X& x, const B& bias,
-                                   const conv_dims<S>& cd) {
-  using T = detail::conv::value_t<X>;
+[[nodiscard]] conv_forward_result<array_value_t<X>, S + 2> fused_conv_bias_activation_forward(
+    M mode, const F& f, const W& w, const X& x, const B& bias, const conv_dims<S>& cd) {
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   const auto xv = as_view(x);
   const auto wv = as_view(w);
@@ -548,9 +542,11 @@ template <activation_function F, array W, array X, class B, std::size_t S>
 
 /// y = σ.(conv(x, w, cdims) .+ bias) (LuxLib's fused_conv_bias_activation; bias may be lux::none).
 template <operation_mode M, activation_function F, array W, array X, class B, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> fused_conv_bias_activation(
-    M mode, const F& f, const W& w, const X& x, const B& bias, const conv_dims<S>& cd) {
-  using T = detail::conv::value_t<X>;
+[[nodiscard]] Tensor<array_value_t<X>, S + 2> fused_conv_bias_activation(M mode, const F& f,
+                                                                         const W& w, const X& x,
+                                                                         const B& bias,
+                                                                         const conv_dims<S>& cd) {
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   const auto xv = as_view(x);
   const auto wv = as_view(w);
@@ -571,9 +567,9 @@ template <activation_function F, array W, array X, class B, std::size_t S>
 
 /// y = conv(x, w, cdims) (NNlib's conv: no bias, no activation).
 template <operation_mode M, array X, array W, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> conv(M mode, const X& x, const W& w,
-                                                           const conv_dims<S>& cd) {
-  using T = detail::conv::value_t<X>;
+[[nodiscard]] Tensor<array_value_t<X>, S + 2> conv(M mode, const X& x, const W& w,
+                                                   const conv_dims<S>& cd) {
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, none_t, S>();
   const auto xv = as_view(x);
   const auto wv = as_view(w);
@@ -596,9 +592,10 @@ template <array X, array W, std::size_t S>
 /// dx = ∇conv_data(dy, w): the gradient of <conv(x, w, cdims), dy> with respect to x, for x of
 /// shape x_shape.
 template <operation_mode M, array DY, array W, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<DY>, S + 2> conv_backward_data(
-    M mode, const DY& dy, const W& w, const shape_t<S + 2>& x_shape, const conv_dims<S>& cd) {
-  using T = detail::conv::value_t<DY>;
+[[nodiscard]] Tensor<array_value_t<DY>, S + 2> conv_backward_data(M mode, const DY& dy, const W& w,
+                                                                  const shape_t<S + 2>& x_shape,
+                                                                  const conv_dims<S>& cd) {
+  using T = array_value_t<DY>;
   detail::conv::check_types<DY, W, none_t, S>();
   const auto dyv = as_view(dy);
   const auto wv = as_view(w);
@@ -619,9 +616,10 @@ template <array DY, array W, std::size_t S>
 /// dw = ∇conv_filter(x, dy): the gradient of <conv(x, w, cdims), dy> with respect to w, for w of
 /// shape w_shape.
 template <operation_mode M, array X, array DY, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> conv_backward_filter(
-    M mode, const X& x, const DY& dy, const shape_t<S + 2>& w_shape, const conv_dims<S>& cd) {
-  using T = detail::conv::value_t<X>;
+[[nodiscard]] Tensor<array_value_t<X>, S + 2> conv_backward_filter(M mode, const X& x, const DY& dy,
+                                                                   const shape_t<S + 2>& w_shape,
+                                                                   const conv_dims<S>& cd) {
+  using T = array_value_t<X>;
   detail::conv::check_types<X, DY, none_t, S>();
   const auto xv = as_view(x);
   const auto dyv = as_view(dy);
@@ -641,10 +639,10 @@ template <array X, array DY, std::size_t S>
 
 /// db[c] = Σ dy over every dimension but the channel one (the penultimate); dy of rank ≥ 3.
 template <operation_mode M, array DY>
-[[nodiscard]] Tensor<detail::conv::value_t<DY>, 1> conv_backward_bias(M mode, const DY& dy) {
-  using T = detail::conv::value_t<DY>;
-  constexpr std::size_t N = detail::conv::rank_v<DY>;
-  static_assert(N >= 3 && detail::conv::traits_t<DY>::contiguous,
+[[nodiscard]] Tensor<array_value_t<DY>, 1> conv_backward_bias(M mode, const DY& dy) {
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(N >= 3 && array_traits_t<DY>::contiguous,
                 "lux::conv_backward_bias: dy must be a contiguous array of rank >= 3");
   const auto dyv = as_view(dy);
   index_t pixels = 1;
@@ -663,10 +661,10 @@ template <array DY>
 /// lux::none; both may be given); bias as in the forward call (lux::none: dbias empty).
 template <operation_mode M, activation_function F, array DY, array W, array X, class B, class Y,
           class Z, std::size_t S>
-[[nodiscard]] conv_gradients<detail::conv::value_t<X>, S + 2> fused_conv_bias_activation_backward(
+[[nodiscard]] conv_gradients<array_value_t<X>, S + 2> fused_conv_bias_activation_backward(
     M mode, const F& f, const DY& dy, const W& w, const X& x, const B& bias, const Y& y, const Z& z,
     const conv_dims<S>& cd) {
-  using T = detail::conv::value_t<X>;
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   detail::conv::check_types<DY, W, none_t, S>();
   static_assert(detail::conv::saved_ok_v<Y, T, S + 2> && detail::conv::saved_ok_v<Z, T, S + 2>,
@@ -712,11 +710,11 @@ template <activation_function F, array DY, array W, array X, class B, class Y, c
 
 /// {y, z}: y = σ.(conv_transpose(x, w, cdims, outpad) .+ bias), z as for the conv.
 template <operation_mode M, activation_function F, array W, array X, class B, std::size_t S>
-[[nodiscard]] conv_forward_result<detail::conv::value_t<X>, S + 2>
+[[nodiscard]] conv_forward_result<array_value_t<X>, S + 2>
 fused_conv_transpose_bias_activation_forward(M mode, const F& f, const W& w, const X& x,
                                              const B& bias, const conv_dims<S>& cd,
                                              const shape_t<S>& outpad = {}) {
-  using T = detail::conv::value_t<X>;
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   const auto xv = as_view(x);
   const auto wv = as_view(w);
@@ -745,10 +743,10 @@ template <activation_function F, array W, array X, class B, std::size_t S>
 
 /// y = σ.(conv_transpose(x, w, cdims, outpad) .+ bias) (Lux ConvTranspose's forward).
 template <operation_mode M, activation_function F, array W, array X, class B, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> fused_conv_transpose_bias_activation(
+[[nodiscard]] Tensor<array_value_t<X>, S + 2> fused_conv_transpose_bias_activation(
     M mode, const F& f, const W& w, const X& x, const B& bias, const conv_dims<S>& cd,
     const shape_t<S>& outpad = {}) {
-  using T = detail::conv::value_t<X>;
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   const auto xv = as_view(x);
   const auto wv = as_view(w);
@@ -773,9 +771,10 @@ template <activation_function F, array W, array X, class B, std::size_t S>
 /// y = conv_transpose(x, w, cdims, outpad) = ∇conv_data(x, w) for the convolution whose input has
 /// y's size (weight (k..., C_out/groups, C_in), Lux ConvTranspose layout).
 template <operation_mode M, array X, array W, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> conv_transpose(
-    M mode, const X& x, const W& w, const conv_dims<S>& cd, const shape_t<S>& outpad = {}) {
-  using T = detail::conv::value_t<X>;
+[[nodiscard]] Tensor<array_value_t<X>, S + 2> conv_transpose(M mode, const X& x, const W& w,
+                                                             const conv_dims<S>& cd,
+                                                             const shape_t<S>& outpad = {}) {
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, none_t, S>();
   const auto xv = as_view(x);
   const auto wv = as_view(w);
@@ -794,10 +793,10 @@ template <array X, array W, std::size_t S>
 /// dx of <conv_transpose(x, w, cdims, outpad), dy> = conv(dy, w) over x's spatial extent. dy
 /// must have the shape of that forward output, outpad included.
 template <operation_mode M, array DY, array W, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<DY>, S + 2> conv_transpose_backward_data(
+[[nodiscard]] Tensor<array_value_t<DY>, S + 2> conv_transpose_backward_data(
     M mode, const DY& dy, const W& w, const shape_t<S + 2>& x_shape, const conv_dims<S>& cd,
     const shape_t<S>& outpad = {}) {
-  using T = detail::conv::value_t<DY>;
+  using T = array_value_t<DY>;
   detail::conv::check_types<DY, W, none_t, S>();
   const auto dyv = as_view(dy);
   const auto wv = as_view(w);
@@ -822,10 +821,10 @@ template <array DY, array W, std::size_t S>
 /// dw of <conv_transpose(x, w, cdims, outpad), dy> = ∇conv_filter(dy, x) (roles swapped). dy
 /// must have the shape of that forward output, outpad included.
 template <operation_mode M, array X, array DY, std::size_t S>
-[[nodiscard]] Tensor<detail::conv::value_t<X>, S + 2> conv_transpose_backward_filter(
+[[nodiscard]] Tensor<array_value_t<X>, S + 2> conv_transpose_backward_filter(
     M mode, const X& x, const DY& dy, const shape_t<S + 2>& w_shape, const conv_dims<S>& cd,
     const shape_t<S>& outpad = {}) {
-  using T = detail::conv::value_t<X>;
+  using T = array_value_t<X>;
   detail::conv::check_types<X, DY, none_t, S>();
   const auto xv = as_view(x);
   const auto dyv = as_view(dy);
@@ -851,12 +850,10 @@ template <array X, array DY, std::size_t S>
 /// fused_conv_bias_activation_backward.
 template <operation_mode M, activation_function F, array DY, array W, array X, class B, class Y,
           class Z, std::size_t S>
-[[nodiscard]] conv_gradients<detail::conv::value_t<X>, S + 2>
-fused_conv_transpose_bias_activation_backward(M mode, const F& f, const DY& dy, const W& w,
-                                              const X& x, const B& bias, const Y& y, const Z& z,
-                                              const conv_dims<S>& cd,
-                                              const shape_t<S>& outpad = {}) {
-  using T = detail::conv::value_t<X>;
+[[nodiscard]] conv_gradients<array_value_t<X>, S + 2> fused_conv_transpose_bias_activation_backward(
+    M mode, const F& f, const DY& dy, const W& w, const X& x, const B& bias, const Y& y, const Z& z,
+    const conv_dims<S>& cd, const shape_t<S>& outpad = {}) {
+  using T = array_value_t<X>;
   detail::conv::check_types<X, W, B, S>();
   detail::conv::check_types<DY, W, none_t, S>();
   static_assert(detail::conv::saved_ok_v<Y, T, S + 2> && detail::conv::saved_ok_v<Z, T, S + 2>,

@@ -98,14 +98,6 @@ struct dense_gradient_views {
 // Type aliases and checks
 // ---------------------------------------------------------------------------------------------
 namespace detail::dense {
-template <class A>
-using traits_t = array_traits<std::remove_cvref_t<A>>;
-template <class A>
-using value_t = typename traits_t<A>::value_type;
-template <class A>
-using device_t = typename traits_t<A>::device_type;
-template <class A>
-inline constexpr std::size_t rank_v = traits_t<A>::rank;
 
 /// The read-only view of an array argument (keeps its layout).
 template <class A>
@@ -122,8 +114,8 @@ inline constexpr bool absent_or_array_v = [] {
   if constexpr (is_absent_v<A>) {
     return true;
   } else if constexpr (is_array_v<A>) {
-    return std::is_same_v<value_t<A>, T> && rank_v<A> == N &&
-           (!NeedContiguous || traits_t<A>::contiguous);
+    return std::is_same_v<array_value_t<A>, T> && array_rank_v<A> == N &&
+           (!NeedContiguous || array_traits_t<A>::contiguous);
   } else {
     return false;
   }
@@ -132,15 +124,16 @@ inline constexpr bool absent_or_array_v = [] {
 /// Compile-time checks shared by every entry point.
 template <class M, class W, class X, class B>
 constexpr void static_checks() {
-  static_assert(rank_v<W> == 2,
+  static_assert(array_rank_v<W> == 2,
                 "lux::fused_dense_bias_activation: weight must be a matrix (out, in)");
-  static_assert(rank_v<X> == 2, "lux::fused_dense_bias_activation: x must be a matrix (in, batch)");
-  static_assert(std::is_same_v<value_t<W>, value_t<X>>,
+  static_assert(array_rank_v<X> == 2,
+                "lux::fused_dense_bias_activation: x must be a matrix (in, batch)");
+  static_assert(std::is_same_v<array_value_t<W>, array_value_t<X>>,
                 "lux::fused_dense_bias_activation: weight and x must have the same element type");
-  static_assert(absent_or_array_v<B, value_t<W>, 1, true>,
+  static_assert(absent_or_array_v<B, array_value_t<W>, 1, true>,
                 "lux::fused_dense_bias_activation: bias must be lux::none or a contiguous vector "
                 "(out) with weight's element type");
-  static_assert(std::is_same_v<device_t<W>, cpu> && !std::is_same_v<M, gpu_op<cuda>>,
+  static_assert(std::is_same_v<array_device_t<W>, cpu> && !std::is_same_v<M, gpu_op<cuda>>,
                 "lux::fused_dense_bias_activation: only host (lux::cpu) arrays for now; the CUDA "
                 "implementation comes with the CUDA kernels");
 }
@@ -183,7 +176,7 @@ TensorView<T, 2> fused_dense_bias_activation(M mode, const F& f, const W& weight
                                              const B& bias, TensorView<T, 2> out) {
   using namespace detail::dense;
   static_checks<M, W, X, B>();
-  static_assert(std::is_same_v<T, value_t<W>>,
+  static_assert(std::is_same_v<T, array_value_t<W>>,
                 "lux::fused_dense_bias_activation: out must have weight's element type");
   const auto wv = const_view(weight);
   const auto xv = const_view(x);
@@ -209,12 +202,11 @@ TensorView<T, 2> fused_dense_bias_activation(const F& f, const W& weight, const 
 
 /// y = σ.(weight * x .+ bias), a new (out, batch) tensor, in the given mode.
 template <operation_mode M, activation_function F, array W, array X, class B>
-[[nodiscard]] Tensor<detail::dense::value_t<W>, 2> fused_dense_bias_activation(M mode, const F& f,
-                                                                               const W& weight,
-                                                                               const X& x,
-                                                                               const B& bias) {
+[[nodiscard]] Tensor<array_value_t<W>, 2> fused_dense_bias_activation(M mode, const F& f,
+                                                                      const W& weight, const X& x,
+                                                                      const B& bias) {
   using namespace detail::dense;
-  using T = value_t<W>;
+  using T = array_value_t<W>;
   static_checks<M, W, X, B>();
   const auto wv = const_view(weight);
   const auto xv = const_view(x);
@@ -235,10 +227,12 @@ template <activation_function F, array W, array X, class B>
 /// {y, saved}: the forward for training. saved.z holds the pre-activation when σ's derivative
 /// needs it (see dense_saved), computed in the same fused pass that produces y.
 template <operation_mode M, activation_function F, array W, array X, class B>
-[[nodiscard]] dense_result<detail::dense::value_t<W>> fused_dense_bias_activation_forward(
-    M mode, const F& f, const W& weight, const X& x, const B& bias) {
+[[nodiscard]] dense_result<array_value_t<W>> fused_dense_bias_activation_forward(M mode, const F& f,
+                                                                                 const W& weight,
+                                                                                 const X& x,
+                                                                                 const B& bias) {
   using namespace detail::dense;
-  using T = value_t<W>;
+  using T = array_value_t<W>;
   static_checks<M, W, X, B>();
   constexpr bool keep_z = !activation_traits<F>::uses_output && !activation_traits<F>::is_identity;
   const auto wv = const_view(weight);
@@ -281,10 +275,10 @@ dense_gradient_views<T> fused_dense_bias_activation_backward(M mode, const F& f,
   constexpr bool identity = activation_traits<F>::is_identity;
   constexpr bool from_output = activation_traits<F>::uses_output;
   static_checks<M, W, X, B>();
-  static_assert(std::is_same_v<value_t<W>, T>,
+  static_assert(std::is_same_v<array_value_t<W>, T>,
                 "lux::fused_dense_bias_activation_backward: saved and the gradient buffers must "
                 "have weight's element type");
-  static_assert(rank_v<DY> == 2 && std::is_same_v<value_t<DY>, T>,
+  static_assert(array_rank_v<DY> == 2 && std::is_same_v<array_value_t<DY>, T>,
                 "lux::fused_dense_bias_activation_backward: dy must be a matrix (out, batch) with "
                 "weight's element type");
   static_assert(absent_or_array_v<Y, T, 2, true>,
@@ -355,11 +349,11 @@ dense_gradient_views<T> fused_dense_bias_activation_backward(const F& f, const D
 /// {dweight, dx, dbias} of y = σ.(weight * x .+ bias) for the cotangent dy, new tensors, in the
 /// given mode (arguments as above; dbias has shape (0) when bias is lux::none).
 template <operation_mode M, activation_function F, array DY, array W, array X, class B, class Y>
-[[nodiscard]] dense_gradients<detail::dense::value_t<W>> fused_dense_bias_activation_backward(
+[[nodiscard]] dense_gradients<array_value_t<W>> fused_dense_bias_activation_backward(
     M mode, const F& f, const DY& dy, const W& weight, const X& x, const B& bias, const Y& y,
-    const dense_saved<detail::dense::value_t<W>>& saved) {
+    const dense_saved<array_value_t<W>>& saved) {
   using namespace detail::dense;
-  using T = value_t<W>;
+  using T = array_value_t<W>;
   const auto ws = as_view(weight).shape();
   const auto xs = as_view(x).shape();
   dense_gradients<T> g{Tensor<T, 2>::uninitialized(ws, "fused_dense_bias_activation_backward"),
@@ -376,7 +370,7 @@ template <operation_mode M, activation_function F, array DY, array W, array X, c
 template <activation_function F, array DY, array W, array X, class B, class Y>
 [[nodiscard]] auto fused_dense_bias_activation_backward(
     const F& f, const DY& dy, const W& weight, const X& x, const B& bias, const Y& y,
-    const dense_saved<detail::dense::value_t<W>>& saved) {
+    const dense_saved<array_value_t<W>>& saved) {
   return fused_dense_bias_activation_backward(operation_mode_t<DY, W, X, B>{}, f, dy, weight, x,
                                               bias, y, saved);
 }
@@ -385,7 +379,7 @@ template <activation_function F, array DY, array W, array X, class B, class Y>
 template <operation_mode M, activation_function F, array DY, array W, array X, class B>
 [[nodiscard]] auto fused_dense_bias_activation_backward(
     M mode, const F& f, const DY& dy, const W& weight, const X& x, const B& bias,
-    const dense_result<detail::dense::value_t<W>>& forward) {
+    const dense_result<array_value_t<W>>& forward) {
   return fused_dense_bias_activation_backward(mode, f, dy, weight, x, bias, forward.y,
                                               forward.saved);
 }
@@ -394,7 +388,7 @@ template <operation_mode M, activation_function F, array DY, array W, array X, c
 template <activation_function F, array DY, array W, array X, class B>
 [[nodiscard]] auto fused_dense_bias_activation_backward(
     const F& f, const DY& dy, const W& weight, const X& x, const B& bias,
-    const dense_result<detail::dense::value_t<W>>& forward) {
+    const dense_result<array_value_t<W>>& forward) {
   return fused_dense_bias_activation_backward(operation_mode_t<DY, W, X, B>{}, f, dy, weight, x,
                                               bias, forward.y, forward.saved);
 }

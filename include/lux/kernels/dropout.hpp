@@ -143,15 +143,7 @@ inline alpha_dropout_constants make_alpha_dropout_constants(double p) {
 
 namespace detail::dropout {
 template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-using device_t = typename traits_t<X>::device_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
-template <class X>
-using tensor_t = Tensor<value_t<X>, rank_v<X>, device_t<X>>;
+using tensor_t = Tensor<array_value_t<X>, array_rank_v<X>, array_device_t<X>>;
 
 inline void check_p(const char* op, double p) {
   require<argument_error>(p >= 0 && p <= 1, op, ": p must be in [0, 1], got ", p);
@@ -160,7 +152,7 @@ template <class X>
 tensor_t<X> copy_of(const X& x, const char* op) {
   const auto v = as_view(x);
   auto out = tensor_t<X>::uninitialized(v.shape(), op);
-  device_allocator<device_t<X>>::copy(out.data(), v.data(), v.numel());
+  device_allocator<array_device_t<X>>::copy(out.data(), v.data(), v.numel());
   return out;
 }
 /// The (1, …, 1) mask holding 1 returned when not training.
@@ -180,16 +172,15 @@ Tensor<T, N, D> unit_mask() {
 
 /// Dropout with a fresh mask in the given mode (see the file comment).
 template <operation_mode M, array X>
-[[nodiscard]] dropout_result<detail::dropout::value_t<X>, detail::dropout::rank_v<X>,
-                             detail::dropout::device_t<X>>
-dropout(M mode, const rng& r, const X& x, double p, bool training, double invp,
-        dim_set dims = all_dims) {
+[[nodiscard]] dropout_result<array_value_t<X>, array_rank_v<X>, array_device_t<X>> dropout(
+    M mode, const rng& r, const X& x, double p, bool training, double invp,
+    dim_set dims = all_dims) {
   using namespace detail::dropout;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  using D = device_t<X>;
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  using D = array_device_t<X>;
   static_assert(N >= 1, "lux::dropout: x must have rank >= 1");
-  static_assert(traits_t<X>::contiguous, "lux::dropout: x must be contiguous");
+  static_assert(array_traits_t<X>::contiguous, "lux::dropout: x must be contiguous");
   check_p("dropout", p);
   detail::check_dim_set<N>("dropout", dims);
 
@@ -221,18 +212,17 @@ template <array X>
 /// Dropout with a caller-held mask in the given mode: update_mask draws a fresh one, otherwise
 /// the given mask (of the dropout mask shape) is applied and rng is left untouched.
 template <operation_mode M, array X, array MK>
-[[nodiscard]] dropout_result<detail::dropout::value_t<X>, detail::dropout::rank_v<X>,
-                             detail::dropout::device_t<X>>
-dropout(M mode, const rng& r, const X& x, MK&& mask, double p, bool training, bool update_mask,
-        double invp, dim_set dims = all_dims) {
+[[nodiscard]] dropout_result<array_value_t<X>, array_rank_v<X>, array_device_t<X>> dropout(
+    M mode, const rng& r, const X& x, MK&& mask, double p, bool training, bool update_mask,
+    double invp, dim_set dims = all_dims) {
   using namespace detail::dropout;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  using D = device_t<X>;
-  static_assert(
-      std::is_same_v<value_t<MK>, T> && rank_v<MK> == N && std::is_same_v<device_t<MK>, D>,
-      "lux::dropout: mask must have x's element type, rank and device");
-  static_assert(traits_t<X>::contiguous && traits_t<MK>::contiguous,
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  using D = array_device_t<X>;
+  static_assert(std::is_same_v<array_value_t<MK>, T> && array_rank_v<MK> == N &&
+                    std::is_same_v<array_device_t<MK>, D>,
+                "lux::dropout: mask must have x's element type, rank and device");
+  static_assert(array_traits_t<X>::contiguous && array_traits_t<MK>::contiguous,
                 "lux::dropout: x and mask must be contiguous");
   check_p("dropout", p);
   detail::check_dim_set<N>("dropout", dims);
@@ -268,15 +258,14 @@ template <array X, array MK>
 
 /// {dx = dy .* mask} (mask broadcast along its size-1 dimensions) in the given mode.
 template <operation_mode M, array DY, array MK>
-[[nodiscard]] dropout_gradients<detail::dropout::value_t<DY>, detail::dropout::rank_v<DY>,
-                                detail::dropout::device_t<DY>>
+[[nodiscard]] dropout_gradients<array_value_t<DY>, array_rank_v<DY>, array_device_t<DY>>
 dropout_backward(M mode, const DY& dy, const MK& mask) {
   using namespace detail::dropout;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  static_assert(std::is_same_v<value_t<MK>, T> && rank_v<MK> == N,
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(std::is_same_v<array_value_t<MK>, T> && array_rank_v<MK> == N,
                 "lux::dropout_backward: mask must have dy's element type and rank");
-  static_assert(traits_t<DY>::contiguous && traits_t<MK>::contiguous,
+  static_assert(array_traits_t<DY>::contiguous && array_traits_t<MK>::contiguous,
                 "lux::dropout_backward: dy and mask must be contiguous");
   const auto dyv = as_view(dy);
   const auto mv = as_view(mask);
@@ -303,13 +292,12 @@ template <array DY, array MK>
 
 /// Alpha dropout with caller-supplied α, A, B in the given mode (see the file comment).
 template <operation_mode M, array X>
-[[nodiscard]] alpha_dropout_result<detail::dropout::value_t<X>, detail::dropout::rank_v<X>,
-                                   detail::dropout::device_t<X>>
+[[nodiscard]] alpha_dropout_result<array_value_t<X>, array_rank_v<X>, array_device_t<X>>
 alpha_dropout(M mode, const rng& r, const X& x, double p, bool training, double alpha, double A,
               double B) {
   using namespace detail::dropout;
-  using T = value_t<X>;
-  static_assert(traits_t<X>::contiguous, "lux::alpha_dropout: x must be contiguous");
+  using T = array_value_t<X>;
+  static_assert(array_traits_t<X>::contiguous, "lux::alpha_dropout: x must be contiguous");
   check_p("alpha_dropout", p);
   const auto xv = as_view(x);
   if (!training)
@@ -344,12 +332,12 @@ template <array X>
 
 /// {dx = dy · [u > p] · A} with u regenerated from saved.rng (dx = dy when not training).
 template <operation_mode M, array DY>
-[[nodiscard]] alpha_dropout_gradients<detail::dropout::value_t<DY>, detail::dropout::rank_v<DY>,
-                                      detail::dropout::device_t<DY>>
+[[nodiscard]] alpha_dropout_gradients<array_value_t<DY>, array_rank_v<DY>, array_device_t<DY>>
 alpha_dropout_backward(M mode, const DY& dy, const alpha_dropout_saved& saved) {
   using namespace detail::dropout;
-  using T = value_t<DY>;
-  static_assert(traits_t<DY>::contiguous, "lux::alpha_dropout_backward: dy must be contiguous");
+  using T = array_value_t<DY>;
+  static_assert(array_traits_t<DY>::contiguous,
+                "lux::alpha_dropout_backward: dy must be contiguous");
   const auto dyv = as_view(dy);
   require<shape_error>(dyv.numel() == saved.numel, "alpha_dropout_backward: dy has shape ",
                        dyv.shape(), " (", dyv.numel(), " elements), expected ", saved.numel,

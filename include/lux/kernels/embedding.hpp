@@ -47,17 +47,11 @@ struct embedding_gradients {
 };
 
 namespace detail::embedding {
-template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
 
 template <class X>
-const value_t<X>* data_of(const X& x, const char* op, const char* name) {
+const array_value_t<X>* data_of(const X& x, const char* op, const char* name) {
   const auto v = as_view(x);
-  if constexpr (!traits_t<X>::contiguous)
+  if constexpr (!array_traits_t<X>::contiguous)
     require<shape_error>(v.is_contiguous(), op, ": ", name, " must be contiguous, got a view with ",
                          "shape ", v.shape(), " and strides ", v.strides());
   return v.data();
@@ -97,13 +91,14 @@ void check_indices(const char* op, const I* idx, const shape_t<M>& is, index_t i
 
 /// y (out, indices.shape...) = weight[:, indices] with 0-based indices, in the given mode.
 template <operation_mode Mode, array W, array Idx>
-[[nodiscard]] Tensor<detail::embedding::value_t<W>, detail::embedding::rank_v<Idx> + 1>
-embedding_lookup(Mode mode, const W& weight, const Idx& indices) {
+[[nodiscard]] Tensor<array_value_t<W>, array_rank_v<Idx> + 1> embedding_lookup(Mode mode,
+                                                                               const W& weight,
+                                                                               const Idx& indices) {
   using namespace detail::embedding;
-  using T = value_t<W>;
-  using I = value_t<Idx>;
-  constexpr std::size_t M = rank_v<Idx>;
-  static_assert(rank_v<W> == 2, "lux::embedding_lookup: weight must be a matrix (out, in)");
+  using T = array_value_t<W>;
+  using I = array_value_t<Idx>;
+  constexpr std::size_t M = array_rank_v<Idx>;
+  static_assert(array_rank_v<W> == 2, "lux::embedding_lookup: weight must be a matrix (out, in)");
   check_index_type<I>();
   constexpr const char* op = "embedding_lookup";
   const T* wp = data_of(weight, op, "weight");
@@ -125,13 +120,13 @@ template <array W, array Idx>
 
 /// dweight (weight_shape) = scatter-add of dy's columns into the columns `indices`, given mode.
 template <operation_mode Mode, array DY, array Idx>
-[[nodiscard]] embedding_gradients<detail::embedding::value_t<DY>> embedding_lookup_backward(
+[[nodiscard]] embedding_gradients<array_value_t<DY>> embedding_lookup_backward(
     Mode mode, const DY& dy, const Idx& indices, const shape_t<2>& weight_shape) {
   using namespace detail::embedding;
-  using T = value_t<DY>;
-  using I = value_t<Idx>;
-  constexpr std::size_t M = rank_v<Idx>;
-  static_assert(rank_v<DY> == M + 1,
+  using T = array_value_t<DY>;
+  using I = array_value_t<Idx>;
+  constexpr std::size_t M = array_rank_v<Idx>;
+  static_assert(array_rank_v<DY> == M + 1,
                 "lux::embedding_lookup_backward: dy must have rank 1 + rank(indices)");
   check_index_type<I>();
   constexpr const char* op = "embedding_lookup_backward";
@@ -163,11 +158,11 @@ template <array DY, array Idx>
 
 namespace detail::embedding {
 template <class Y>
-value_t<Y>* mutable_data_of(Y&& y, const char* op, const char* name) {
+array_value_t<Y>* mutable_data_of(Y&& y, const char* op, const char* name) {
   auto v = as_view(y);
   static_assert(!std::is_const_v<std::remove_pointer_t<decltype(v.data())>>,
                 "lux::embedding_lookup_: the destination must be mutable");
-  if constexpr (!traits_t<Y>::contiguous)
+  if constexpr (!array_traits_t<Y>::contiguous)
     require<shape_error>(v.is_contiguous(), op, ": ", name, " must be contiguous, got a view with ",
                          "shape ", v.shape(), " and strides ", v.strides());
   return v.data();
@@ -176,8 +171,8 @@ template <class A, class B>
 void check_disjoint(const char* op, const A& out, const B& in) {
   const auto po = reinterpret_cast<std::uintptr_t>(as_view(out).data());
   const auto pi = reinterpret_cast<std::uintptr_t>(as_view(in).data());
-  const std::size_t bo = sizeof(value_t<A>) * static_cast<std::size_t>(as_view(out).numel());
-  const std::size_t bi = sizeof(value_t<B>) * static_cast<std::size_t>(as_view(in).numel());
+  const std::size_t bo = sizeof(array_value_t<A>) * static_cast<std::size_t>(as_view(out).numel());
+  const std::size_t bi = sizeof(array_value_t<B>) * static_cast<std::size_t>(as_view(in).numel());
   require<argument_error>(bo == 0 || bi == 0 || po + bo <= pi || pi + bi <= po, op,
                           ": the output overlaps an input; it must be a separate buffer");
 }
@@ -185,14 +180,15 @@ void check_disjoint(const char* op, const A& out, const B& in) {
 
 /// y (out, indices.shape...) = weight[:, indices] written into y, in the given mode.
 template <operation_mode Mode, array Y, array W, array Idx>
-TensorView<detail::embedding::value_t<W>, detail::embedding::rank_v<Idx> + 1> embedding_lookup_(
-    Mode mode, Y&& y, const W& weight, const Idx& indices) {
+TensorView<array_value_t<W>, array_rank_v<Idx> + 1> embedding_lookup_(Mode mode, Y&& y,
+                                                                      const W& weight,
+                                                                      const Idx& indices) {
   using namespace detail::embedding;
-  using T = value_t<W>;
-  using I = value_t<Idx>;
-  constexpr std::size_t M = rank_v<Idx>;
-  static_assert(rank_v<W> == 2, "lux::embedding_lookup_: weight must be a matrix (out, in)");
-  static_assert(std::is_same_v<value_t<Y>, T> && rank_v<Y> == M + 1,
+  using T = array_value_t<W>;
+  using I = array_value_t<Idx>;
+  constexpr std::size_t M = array_rank_v<Idx>;
+  static_assert(array_rank_v<W> == 2, "lux::embedding_lookup_: weight must be a matrix (out, in)");
+  static_assert(std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == M + 1,
                 "lux::embedding_lookup_: y must have weight's element type and rank 1 + "
                 "rank(indices)");
   check_index_type<I>();
@@ -219,16 +215,15 @@ auto embedding_lookup_(Y&& y, const W& weight, const Idx& indices) {
 
 /// dweight (out, in) = the scatter-add of dy's columns, written into dweight, in the given mode.
 template <operation_mode Mode, array DW, array DY, array Idx>
-TensorView<detail::embedding::value_t<DY>, 2> embedding_lookup_backward_(Mode mode, DW&& dweight,
-                                                                         const DY& dy,
-                                                                         const Idx& indices) {
+TensorView<array_value_t<DY>, 2> embedding_lookup_backward_(Mode mode, DW&& dweight, const DY& dy,
+                                                            const Idx& indices) {
   using namespace detail::embedding;
-  using T = value_t<DY>;
-  using I = value_t<Idx>;
-  constexpr std::size_t M = rank_v<Idx>;
-  static_assert(rank_v<DY> == M + 1,
+  using T = array_value_t<DY>;
+  using I = array_value_t<Idx>;
+  constexpr std::size_t M = array_rank_v<Idx>;
+  static_assert(array_rank_v<DY> == M + 1,
                 "lux::embedding_lookup_backward_: dy must have rank 1 + rank(indices)");
-  static_assert(std::is_same_v<value_t<DW>, T> && rank_v<DW> == 2,
+  static_assert(std::is_same_v<array_value_t<DW>, T> && array_rank_v<DW> == 2,
                 "lux::embedding_lookup_backward_: dweight must be a matrix of dy's element type");
   check_index_type<I>();
   constexpr const char* op = "embedding_lookup_backward_";

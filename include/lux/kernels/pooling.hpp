@@ -182,21 +182,15 @@ struct pooling_gradients {
 
 namespace detail::pool {
 template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
-template <class X>
-inline constexpr std::size_t spatial_v = rank_v<X> >= 2 ? rank_v<X> - 2 : 1;
+inline constexpr std::size_t spatial_v = array_rank_v<X> >= 2 ? array_rank_v<X> - 2 : 1;
 
 /// The mutable data pointer of a contiguous destination array (shape_error if not contiguous).
 template <class Y>
-value_t<Y>* mutable_data_of(Y&& y, const char* op, const char* name) {
+array_value_t<Y>* mutable_data_of(Y&& y, const char* op, const char* name) {
   auto v = as_view(y);
   static_assert(!std::is_const_v<std::remove_pointer_t<decltype(v.data())>>,
                 "lux pooling: the destination of an in-place kernel must be mutable");
-  if constexpr (!traits_t<Y>::contiguous)
+  if constexpr (!array_traits_t<Y>::contiguous)
     require<shape_error>(v.is_contiguous(), op, ": ", name, " must be contiguous, got a view with ",
                          "shape ", v.shape(), " and strides ", v.strides());
   return v.data();
@@ -220,9 +214,9 @@ constexpr void check_rank() {
 
 /// The data pointer of a contiguous array argument (shape_error for a non-contiguous view).
 template <class X>
-const value_t<X>* data_of(const X& x, const char* op, const char* name) {
+const array_value_t<X>* data_of(const X& x, const char* op, const char* name) {
   const auto v = as_view(x);
-  if constexpr (!traits_t<X>::contiguous)
+  if constexpr (!array_traits_t<X>::contiguous)
     require<shape_error>(v.is_contiguous(), op, ": ", name, " must be contiguous, got a view with ",
                          "shape ", v.shape(), " and strides ", v.strides());
   return v.data();
@@ -377,10 +371,10 @@ pool_dims<N - 2> global_pool_dims(const shape_t<N>& x_shape, const char* op = "g
 
 namespace detail::pool {
 template <class M, class X, std::size_t S>
-Tensor<value_t<X>, rank_v<X>> maxpool_op(M mode, const char* op, const X& x,
-                                         const pool_dims<S>& pd) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+Tensor<array_value_t<X>, array_rank_v<X>> maxpool_op(M mode, const char* op, const X& x,
+                                                     const pool_dims<S>& pd) {
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   check_rank<N, S>();
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
@@ -391,11 +385,12 @@ Tensor<value_t<X>, rank_v<X>> maxpool_op(M mode, const char* op, const X& x,
 }
 
 template <class M, class DY, class X, std::size_t S>
-pooling_gradients<value_t<X>, rank_v<X>> maxpool_backward_op(M mode, const char* op, const DY& dy,
-                                                             const X& x, const pool_dims<S>& pd) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(std::is_same_v<value_t<DY>, T> && rank_v<DY> == N,
+pooling_gradients<array_value_t<X>, array_rank_v<X>> maxpool_backward_op(M mode, const char* op,
+                                                                         const DY& dy, const X& x,
+                                                                         const pool_dims<S>& pd) {
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(std::is_same_v<array_value_t<DY>, T> && array_rank_v<DY> == N,
                 "lux::maxpool_backward: dy must have x's element type and rank");
   check_rank<N, S>();
   const T* xp = data_of(x, op, "x");
@@ -411,10 +406,10 @@ pooling_gradients<value_t<X>, rank_v<X>> maxpool_backward_op(M mode, const char*
 }
 
 template <class M, class X, std::size_t S>
-Tensor<value_t<X>, rank_v<X>> meanpool_op(M mode, const char* op, const X& x,
-                                          const pool_dims<S>& pd) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+Tensor<array_value_t<X>, array_rank_v<X>> meanpool_op(M mode, const char* op, const X& x,
+                                                      const pool_dims<S>& pd) {
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   check_rank<N, S>();
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
@@ -425,12 +420,11 @@ Tensor<value_t<X>, rank_v<X>> meanpool_op(M mode, const char* op, const X& x,
 }
 
 template <class M, class DY, std::size_t S>
-pooling_gradients<value_t<DY>, rank_v<DY>> meanpool_backward_op(M mode, const char* op,
-                                                                const DY& dy,
-                                                                const shape_t<rank_v<DY>>& x_shape,
-                                                                const pool_dims<S>& pd) {
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
+pooling_gradients<array_value_t<DY>, array_rank_v<DY>> meanpool_backward_op(
+    M mode, const char* op, const DY& dy, const shape_t<array_rank_v<DY>>& x_shape,
+    const pool_dims<S>& pd) {
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
   check_rank<N, S>();
   const T* dyp = data_of(dy, op, "dy");
   const impl::pool_geometry g = geometry(op, x_shape, pd);
@@ -447,8 +441,8 @@ pooling_gradients<value_t<DY>, rank_v<DY>> meanpool_backward_op(M mode, const ch
 
 /// y = max over each window (see the file comment), in the given mode.
 template <operation_mode M, array X, std::size_t S>
-[[nodiscard]] Tensor<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool(
-    M mode, const X& x, const pool_dims<S>& pd) {
+[[nodiscard]] Tensor<array_value_t<X>, array_rank_v<X>> maxpool(M mode, const X& x,
+                                                                const pool_dims<S>& pd) {
   return detail::pool::maxpool_op(mode, "maxpool", x, pd);
 }
 template <array X, std::size_t S>
@@ -458,10 +452,10 @@ template <array X, std::size_t S>
 
 /// maxpool that also returns the argmax of every output for maxpool_backward(dy, saved).
 template <operation_mode M, array X, std::size_t S>
-[[nodiscard]] maxpool_result<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool_with_argmax(
+[[nodiscard]] maxpool_result<array_value_t<X>, array_rank_v<X>> maxpool_with_argmax(
     M mode, const X& x, const pool_dims<S>& pd) {
   using namespace detail::pool;
-  check_rank<rank_v<X>, S>();
+  check_rank<array_rank_v<X>, S>();
   const auto* xp = data_of(x, "maxpool_with_argmax", "x");
   const auto xs = as_view(x).shape();
   return maxpool_argmax(mode, "maxpool_with_argmax", xp, xs,
@@ -474,7 +468,7 @@ template <array X, std::size_t S>
 
 /// dx: dy[o] routed to the first maximum of window o (recomputed from x), in the given mode.
 template <operation_mode M, array DY, array X, std::size_t S>
-[[nodiscard]] pooling_gradients<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool_backward(
+[[nodiscard]] pooling_gradients<array_value_t<X>, array_rank_v<X>> maxpool_backward(
     M mode, const DY& dy, const X& x, const pool_dims<S>& pd) {
   return detail::pool::maxpool_backward_op(mode, "maxpool_backward", dy, x, pd);
 }
@@ -485,11 +479,12 @@ template <array DY, array X, std::size_t S>
 
 /// dx: dy[o] scattered to saved.argmax[o] (saved from maxpool_with_argmax), in the given mode.
 template <operation_mode M, array DY, std::size_t N>
-[[nodiscard]] pooling_gradients<detail::pool::value_t<DY>, N> maxpool_backward(
+[[nodiscard]] pooling_gradients<array_value_t<DY>, N> maxpool_backward(
     M mode, const DY& dy, const maxpool_saved<N>& saved) {
   using namespace detail::pool;
-  using T = value_t<DY>;
-  static_assert(rank_v<DY> == N && N >= 3, "lux::maxpool_backward: dy must have saved's rank");
+  using T = array_value_t<DY>;
+  static_assert(array_rank_v<DY> == N && N >= 3,
+                "lux::maxpool_backward: dy must have saved's rank");
   constexpr const char* op = "maxpool_backward";
   const T* dyp = data_of(dy, op, "dy");
   const auto& xs = saved.x_shape;
@@ -510,8 +505,8 @@ template <array DY, std::size_t N>
 
 /// y = (Σ in-bounds taps) / ∏k (padding counts), in the given mode.
 template <operation_mode M, array X, std::size_t S>
-[[nodiscard]] Tensor<detail::pool::value_t<X>, detail::pool::rank_v<X>> meanpool(
-    M mode, const X& x, const pool_dims<S>& pd) {
+[[nodiscard]] Tensor<array_value_t<X>, array_rank_v<X>> meanpool(M mode, const X& x,
+                                                                 const pool_dims<S>& pd) {
   return detail::pool::meanpool_op(mode, "meanpool", x, pd);
 }
 template <array X, std::size_t S>
@@ -521,13 +516,12 @@ template <array X, std::size_t S>
 
 /// dx[i] = Σ_{windows o containing i} dy[o] / ∏k, in the given mode.
 template <operation_mode M, array DY, std::size_t S>
-[[nodiscard]] pooling_gradients<detail::pool::value_t<DY>, detail::pool::rank_v<DY>>
-meanpool_backward(M mode, const DY& dy, const shape_t<detail::pool::rank_v<DY>>& x_shape,
-                  const pool_dims<S>& pd) {
+[[nodiscard]] pooling_gradients<array_value_t<DY>, array_rank_v<DY>> meanpool_backward(
+    M mode, const DY& dy, const shape_t<array_rank_v<DY>>& x_shape, const pool_dims<S>& pd) {
   return detail::pool::meanpool_backward_op(mode, "meanpool_backward", dy, x_shape, pd);
 }
 template <array DY, std::size_t S>
-[[nodiscard]] auto meanpool_backward(const DY& dy, const shape_t<detail::pool::rank_v<DY>>& x_shape,
+[[nodiscard]] auto meanpool_backward(const DY& dy, const shape_t<array_rank_v<DY>>& x_shape,
                                      const pool_dims<S>& pd) {
   return meanpool_backward(operation_mode_t<DY>{}, dy, x_shape, pd);
 }
@@ -577,7 +571,7 @@ template <array X>
 }
 template <operation_mode M, array DY>
 [[nodiscard]] auto adaptive_meanpool_backward(
-    M mode, const DY& dy, const shape_t<detail::pool::rank_v<DY>>& x_shape,
+    M mode, const DY& dy, const shape_t<array_rank_v<DY>>& x_shape,
     const shape_t<detail::pool::spatial_v<DY>>& out_size) {
   return detail::pool::meanpool_backward_op(
       mode, "adaptive_meanpool_backward", dy, x_shape,
@@ -585,7 +579,7 @@ template <operation_mode M, array DY>
 }
 template <array DY>
 [[nodiscard]] auto adaptive_meanpool_backward(
-    const DY& dy, const shape_t<detail::pool::rank_v<DY>>& x_shape,
+    const DY& dy, const shape_t<array_rank_v<DY>>& x_shape,
     const shape_t<detail::pool::spatial_v<DY>>& out_size) {
   return adaptive_meanpool_backward(operation_mode_t<DY>{}, dy, x_shape, out_size);
 }
@@ -623,13 +617,13 @@ template <array X>
 }
 template <operation_mode M, array DY>
 [[nodiscard]] auto global_meanpool_backward(M mode, const DY& dy,
-                                            const shape_t<detail::pool::rank_v<DY>>& x_shape) {
+                                            const shape_t<array_rank_v<DY>>& x_shape) {
   return detail::pool::meanpool_backward_op(mode, "global_meanpool_backward", dy, x_shape,
                                             global_pool_dims(x_shape, "global_meanpool_backward"));
 }
 template <array DY>
 [[nodiscard]] auto global_meanpool_backward(const DY& dy,
-                                            const shape_t<detail::pool::rank_v<DY>>& x_shape) {
+                                            const shape_t<array_rank_v<DY>>& x_shape) {
   return global_meanpool_backward(operation_mode_t<DY>{}, dy, x_shape);
 }
 
@@ -641,12 +635,12 @@ template <array DY>
 
 /// y = maxpool(x, pd) written into y, in the given mode.
 template <operation_mode M, array Y, array X, std::size_t S>
-TensorView<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool_(M mode, Y&& y, const X& x,
-                                                                       const pool_dims<S>& pd) {
+TensorView<array_value_t<X>, array_rank_v<X>> maxpool_(M mode, Y&& y, const X& x,
+                                                       const pool_dims<S>& pd) {
   using namespace detail::pool;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(std::is_same_v<value_t<Y>, T> && rank_v<Y> == N,
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == N,
                 "lux::maxpool_: y must have x's element type and rank");
   check_rank<N, S>();
   constexpr const char* op = "maxpool_";
@@ -669,14 +663,15 @@ auto maxpool_(Y&& y, const X& x, const pool_dims<S>& pd) {
 
 /// maxpool_ that also writes the argmax (int32, the shape of y) for maxpool_backward_.
 template <operation_mode M, array Y, array A, array X, std::size_t S>
-TensorView<detail::pool::value_t<X>, detail::pool::rank_v<X>> maxpool_with_argmax_(
-    M mode, Y&& y, A&& argmax, const X& x, const pool_dims<S>& pd) {
+TensorView<array_value_t<X>, array_rank_v<X>> maxpool_with_argmax_(M mode, Y&& y, A&& argmax,
+                                                                   const X& x,
+                                                                   const pool_dims<S>& pd) {
   using namespace detail::pool;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(std::is_same_v<value_t<Y>, T> && rank_v<Y> == N,
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == N,
                 "lux::maxpool_with_argmax_: y must have x's element type and rank");
-  static_assert(std::is_same_v<value_t<A>, std::int32_t> && rank_v<A> == N,
+  static_assert(std::is_same_v<array_value_t<A>, std::int32_t> && array_rank_v<A> == N,
                 "lux::maxpool_with_argmax_: argmax must be an int32 array of x's rank");
   check_rank<N, S>();
   constexpr const char* op = "maxpool_with_argmax_";
@@ -707,15 +702,14 @@ auto maxpool_with_argmax_(Y&& y, A&& argmax, const X& x, const pool_dims<S>& pd)
 
 /// dx (x's shape) = dy scattered to the argmax written by maxpool_with_argmax_, given mode.
 template <operation_mode M, array DX, array DY, array A>
-TensorView<detail::pool::value_t<DY>, detail::pool::rank_v<DY>> maxpool_backward_(M mode, DX&& dx,
-                                                                                  const DY& dy,
-                                                                                  const A& argmax) {
+TensorView<array_value_t<DY>, array_rank_v<DY>> maxpool_backward_(M mode, DX&& dx, const DY& dy,
+                                                                  const A& argmax) {
   using namespace detail::pool;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  static_assert(std::is_same_v<value_t<DX>, T> && rank_v<DX> == N && N >= 3,
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(std::is_same_v<array_value_t<DX>, T> && array_rank_v<DX> == N && N >= 3,
                 "lux::maxpool_backward_: dx must have dy's element type and rank");
-  static_assert(std::is_same_v<value_t<A>, std::int32_t> && rank_v<A> == N,
+  static_assert(std::is_same_v<array_value_t<A>, std::int32_t> && array_rank_v<A> == N,
                 "lux::maxpool_backward_: argmax must be an int32 array of dy's rank");
   constexpr const char* op = "maxpool_backward_";
   const T* dyp = data_of(dy, op, "dy");
@@ -738,12 +732,12 @@ auto maxpool_backward_(DX&& dx, const DY& dy, const A& argmax) {
 
 /// y = meanpool(x, pd) written into y, in the given mode.
 template <operation_mode M, array Y, array X, std::size_t S>
-TensorView<detail::pool::value_t<X>, detail::pool::rank_v<X>> meanpool_(M mode, Y&& y, const X& x,
-                                                                        const pool_dims<S>& pd) {
+TensorView<array_value_t<X>, array_rank_v<X>> meanpool_(M mode, Y&& y, const X& x,
+                                                        const pool_dims<S>& pd) {
   using namespace detail::pool;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(std::is_same_v<value_t<Y>, T> && rank_v<Y> == N,
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == N,
                 "lux::meanpool_: y must have x's element type and rank");
   check_rank<N, S>();
   constexpr const char* op = "meanpool_";
@@ -766,12 +760,12 @@ auto meanpool_(Y&& y, const X& x, const pool_dims<S>& pd) {
 
 /// dx (x's shape, the shape of the dx given) = the mean-pool VJP of dy, in the given mode.
 template <operation_mode M, array DX, array DY, std::size_t S>
-TensorView<detail::pool::value_t<DY>, detail::pool::rank_v<DY>> meanpool_backward_(
-    M mode, DX&& dx, const DY& dy, const pool_dims<S>& pd) {
+TensorView<array_value_t<DY>, array_rank_v<DY>> meanpool_backward_(M mode, DX&& dx, const DY& dy,
+                                                                   const pool_dims<S>& pd) {
   using namespace detail::pool;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  static_assert(std::is_same_v<value_t<DX>, T> && rank_v<DX> == N,
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(std::is_same_v<array_value_t<DX>, T> && array_rank_v<DX> == N,
                 "lux::meanpool_backward_: dx must have dy's element type and rank");
   check_rank<N, S>();
   constexpr const char* op = "meanpool_backward_";

@@ -69,15 +69,7 @@ LUX_NAMESPACE_BEGIN
 // ---------------------------------------------------------------------------------------------
 namespace detail::softmax {
 template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-using device_t = typename traits_t<X>::device_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
-template <class X>
-using tensor_t = Tensor<value_t<X>, rank_v<X>, device_t<X>>;
+using tensor_t = Tensor<array_value_t<X>, array_rank_v<X>, array_device_t<X>>;
 
 // ---------------------------------------------------------------------------------------------
 // Static checks
@@ -85,12 +77,12 @@ using tensor_t = Tensor<value_t<X>, rank_v<X>, device_t<X>>;
 template <class X>
 constexpr void check_array_type() {
   static_assert(is_array_v<X>, "lux softmax: arguments must be a lux::Tensor or lux::TensorView");
-  static_assert(traits_t<X>::contiguous,
+  static_assert(array_traits_t<X>::contiguous,
                 "lux softmax: arrays must be contiguous (a Tensor or TensorView); gather a "
                 "StridedView with lux::copy(x) first");
-  static_assert(std::is_floating_point_v<value_t<X>>,
+  static_assert(std::is_floating_point_v<array_value_t<X>>,
                 "lux softmax: the element type must be a floating-point type");
-  static_assert(rank_v<X> >= 1, "lux softmax: arrays must have rank >= 1");
+  static_assert(array_rank_v<X> >= 1, "lux softmax: arrays must have rank >= 1");
 }
 
 /// Every check of the reduced dimension, once; the (inner, n, outer) factorization.
@@ -192,14 +184,14 @@ template <array X>
 
 /// {dx = y .* (dy .- Σ_dim dy .* y)} from the forward output y = softmax(x, dim).
 template <operation_mode M, array DY, array Y>
-[[nodiscard]] softmax_gradients<detail::softmax::value_t<DY>, detail::softmax::rank_v<DY>,
-                                detail::softmax::device_t<DY>>
+[[nodiscard]] softmax_gradients<array_value_t<DY>, array_rank_v<DY>, array_device_t<DY>>
 softmax_backward(M mode, const DY& dy, const Y& y, index_t dim = 0) {
   using namespace detail::softmax;
   check_array_type<DY>();
   check_array_type<Y>();
-  static_assert(std::is_same_v<value_t<DY>, value_t<Y>> && rank_v<DY> == rank_v<Y>,
-                "lux::softmax_backward: dy and y must have the same element type and rank");
+  static_assert(
+      std::is_same_v<array_value_t<DY>, array_value_t<Y>> && array_rank_v<DY> == array_rank_v<Y>,
+      "lux::softmax_backward: dy and y must have the same element type and rank");
   const auto dyv = as_view(dy);
   const auto yv = as_view(y);
   check_same_shape("softmax_backward", "dy", dyv.shape(), "y", yv.shape());
@@ -216,14 +208,14 @@ template <array DY, array Y>
 
 /// {dx = dy .- exp.(y) .* Σ_dim dy} from the forward output y = logsoftmax(x, dim).
 template <operation_mode M, array DY, array Y>
-[[nodiscard]] softmax_gradients<detail::softmax::value_t<DY>, detail::softmax::rank_v<DY>,
-                                detail::softmax::device_t<DY>>
+[[nodiscard]] softmax_gradients<array_value_t<DY>, array_rank_v<DY>, array_device_t<DY>>
 logsoftmax_backward(M mode, const DY& dy, const Y& y, index_t dim = 0) {
   using namespace detail::softmax;
   check_array_type<DY>();
   check_array_type<Y>();
-  static_assert(std::is_same_v<value_t<DY>, value_t<Y>> && rank_v<DY> == rank_v<Y>,
-                "lux::logsoftmax_backward: dy and y must have the same element type and rank");
+  static_assert(
+      std::is_same_v<array_value_t<DY>, array_value_t<Y>> && array_rank_v<DY> == array_rank_v<Y>,
+      "lux::logsoftmax_backward: dy and y must have the same element type and rank");
   const auto dyv = as_view(dy);
   const auto yv = as_view(y);
   check_same_shape("logsoftmax_backward", "dy", dyv.shape(), "y", yv.shape());
@@ -241,15 +233,15 @@ template <array DY, array Y>
 /// {dx = dl .* exp.(x .- l)} (dl, l broadcast along dim) from l = logsumexp(x, dim); dl and l
 /// have l's shape.
 template <operation_mode M, array DL, array X, array L>
-[[nodiscard]] softmax_gradients<detail::softmax::value_t<X>, detail::softmax::rank_v<X>,
-                                detail::softmax::device_t<X>>
+[[nodiscard]] softmax_gradients<array_value_t<X>, array_rank_v<X>, array_device_t<X>>
 logsumexp_backward(M mode, const DL& dl, const X& x, const L& l, index_t dim = 0) {
   using namespace detail::softmax;
   check_array_type<DL>();
   check_array_type<X>();
   check_array_type<L>();
-  static_assert(std::is_same_v<value_t<DL>, value_t<X>> && std::is_same_v<value_t<L>, value_t<X>> &&
-                    rank_v<DL> == rank_v<X> && rank_v<L> == rank_v<X>,
+  static_assert(std::is_same_v<array_value_t<DL>, array_value_t<X>> &&
+                    std::is_same_v<array_value_t<L>, array_value_t<X>> &&
+                    array_rank_v<DL> == array_rank_v<X> && array_rank_v<L> == array_rank_v<X>,
                 "lux::logsumexp_backward: dl, x and l must have the same element type and rank");
   const auto dlv = as_view(dl);
   const auto xv = as_view(x);

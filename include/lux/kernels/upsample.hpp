@@ -96,29 +96,23 @@ struct upsample_gradients {
 
 namespace detail::upsample {
 template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
-template <class X>
-inline constexpr std::size_t spatial_v = rank_v<X> >= 3 ? rank_v<X> - 2 : 1;
+inline constexpr std::size_t spatial_v = array_rank_v<X> >= 3 ? array_rank_v<X> - 2 : 1;
 
 template <class X>
-const value_t<X>* data_of(const X& x, const char* op, const char* name) {
+const array_value_t<X>* data_of(const X& x, const char* op, const char* name) {
   const auto v = as_view(x);
-  if constexpr (!traits_t<X>::contiguous)
+  if constexpr (!array_traits_t<X>::contiguous)
     require<shape_error>(v.is_contiguous(), op, ": ", name, " must be contiguous, got a view with ",
                          "shape ", v.shape(), " and strides ", v.strides());
   return v.data();
 }
 
 template <class Y>
-value_t<Y>* mutable_data_of(Y&& y, const char* op, const char* name) {
+array_value_t<Y>* mutable_data_of(Y&& y, const char* op, const char* name) {
   auto v = as_view(y);
   static_assert(!std::is_const_v<std::remove_pointer_t<decltype(v.data())>>,
                 "lux upsampling: the destination of an in-place kernel must be mutable");
-  if constexpr (!traits_t<Y>::contiguous)
+  if constexpr (!array_traits_t<Y>::contiguous)
     require<shape_error>(v.is_contiguous(), op, ": ", name, " must be contiguous, got a view with ",
                          "shape ", v.shape(), " and strides ", v.strides());
   return v.data();
@@ -129,8 +123,8 @@ template <class A, class B>
 void check_disjoint(const char* op, const A& out, const B& in) {
   const auto po = reinterpret_cast<std::uintptr_t>(as_view(out).data());
   const auto pi = reinterpret_cast<std::uintptr_t>(as_view(in).data());
-  const std::size_t bo = sizeof(value_t<A>) * static_cast<std::size_t>(as_view(out).numel());
-  const std::size_t bi = sizeof(value_t<B>) * static_cast<std::size_t>(as_view(in).numel());
+  const std::size_t bo = sizeof(array_value_t<A>) * static_cast<std::size_t>(as_view(out).numel());
+  const std::size_t bi = sizeof(array_value_t<B>) * static_cast<std::size_t>(as_view(in).numel());
   require<argument_error>(bo == 0 || bi == 0 || po + bo <= pi || pi + bi <= po, op,
                           ": the output overlaps the input; it must be a separate buffer");
 }
@@ -185,10 +179,11 @@ void check_linear_sizes(const char* op, const shape_t<N>& xs, const shape_t<N>& 
 }
 
 template <class M, class X>
-Tensor<value_t<X>, rank_v<X>> linear_forward(M mode, const char* op, const X& x,
-                                             const shape_t<rank_v<X>>& ys, bool align_corners) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+Tensor<array_value_t<X>, array_rank_v<X>> linear_forward(M mode, const char* op, const X& x,
+                                                         const shape_t<array_rank_v<X>>& ys,
+                                                         bool align_corners) {
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   const T* xp = data_of(x, op, "x");
   const auto xs = as_view(x).shape();
   check_linear_sizes(op, xs, ys);
@@ -202,11 +197,11 @@ Tensor<value_t<X>, rank_v<X>> linear_forward(M mode, const char* op, const X& x,
 }
 
 template <class M, class DY>
-upsample_gradients<value_t<DY>, rank_v<DY>> linear_backward(M mode, const char* op, const DY& dy,
-                                                            const shape_t<rank_v<DY>>& x_shape,
-                                                            bool align_corners) {
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
+upsample_gradients<array_value_t<DY>, array_rank_v<DY>> linear_backward(
+    M mode, const char* op, const DY& dy, const shape_t<array_rank_v<DY>>& x_shape,
+    bool align_corners) {
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
   const T* dyp = data_of(dy, op, "dy");
   const auto dys = as_view(dy).shape();
   check_planes(op, dys, x_shape);
@@ -227,11 +222,11 @@ upsample_gradients<value_t<DY>, rank_v<DY>> linear_backward(M mode, const char* 
 
 /// y[o] = x[⌊o / scale⌋] with an integer scale ≥ 1 per spatial dimension, in the given mode.
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> upsample_nearest(
+[[nodiscard]] Tensor<array_value_t<X>, array_rank_v<X>> upsample_nearest(
     M mode, const X& x, const shape_t<detail::upsample::spatial_v<X>>& scale) {
   using namespace detail::upsample;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   static_assert(N >= 3, "lux::upsample_nearest: x must have rank >= 3 (spatial..., C, B)");
   constexpr const char* op = "upsample_nearest";
   const T* xp = data_of(x, op, "x");
@@ -255,7 +250,7 @@ template <array X>
 /// upsample_nearest to an output size that is a positive multiple of x's spatial size (0 where x
 /// is empty).
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> upsample_nearest(
+[[nodiscard]] Tensor<array_value_t<X>, array_rank_v<X>> upsample_nearest(
     M mode, const X& x, const upsample_size<detail::upsample::spatial_v<X>>& size) {
   using namespace detail::upsample;
   constexpr std::size_t S = spatial_v<X>;
@@ -277,12 +272,11 @@ template <array X>
 
 /// dx[i] = Σ over the scale block of i of dy (scale = dy's size / x_shape per dimension).
 template <operation_mode M, array DY>
-[[nodiscard]] upsample_gradients<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>>
-upsample_nearest_backward(M mode, const DY& dy,
-                          const shape_t<detail::upsample::rank_v<DY>>& x_shape) {
+[[nodiscard]] upsample_gradients<array_value_t<DY>, array_rank_v<DY>> upsample_nearest_backward(
+    M mode, const DY& dy, const shape_t<array_rank_v<DY>>& x_shape) {
   using namespace detail::upsample;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
   static_assert(N >= 3, "lux::upsample_nearest_backward: dy must have rank >= 3");
   constexpr const char* op = "upsample_nearest_backward";
   const T* dyp = data_of(dy, op, "dy");
@@ -297,7 +291,7 @@ upsample_nearest_backward(M mode, const DY& dy,
 }
 template <array DY>
 [[nodiscard]] auto upsample_nearest_backward(const DY& dy,
-                                             const shape_t<detail::upsample::rank_v<DY>>& x_shape) {
+                                             const shape_t<array_rank_v<DY>>& x_shape) {
   return upsample_nearest_backward(operation_mode_t<DY>{}, dy, x_shape);
 }
 
@@ -307,9 +301,10 @@ template <array DY>
 
 /// Bilinear upsampling of x (W, H, C, B) by real scales ≥ 1 (output ⌊scale·in⌋), given mode.
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, 4> upsample_bilinear(
-    M mode, const X& x, const std::array<double, 2>& scale, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<X> == 4, "lux::upsample_bilinear: x must be (W, H, C, B)");
+[[nodiscard]] Tensor<array_value_t<X>, 4> upsample_bilinear(M mode, const X& x,
+                                                            const std::array<double, 2>& scale,
+                                                            bool align_corners = true) {
+  static_assert(array_rank_v<X> == 4, "lux::upsample_bilinear: x must be (W, H, C, B)");
   const auto ys =
       detail::upsample::linear_shape_from_scale<4>("upsample_bilinear", as_view(x).shape(), scale);
   return detail::upsample::linear_forward(mode, "upsample_bilinear", x, ys, align_corners);
@@ -321,9 +316,10 @@ template <array X>
 }
 /// Bilinear interpolation of x (W, H, C, B) to the spatial size (OW, OH) ≥ 1, given mode.
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, 4> upsample_bilinear(
-    M mode, const X& x, const upsample_size<2>& size, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<X> == 4, "lux::upsample_bilinear: x must be (W, H, C, B)");
+[[nodiscard]] Tensor<array_value_t<X>, 4> upsample_bilinear(M mode, const X& x,
+                                                            const upsample_size<2>& size,
+                                                            bool align_corners = true) {
+  static_assert(array_rank_v<X> == 4, "lux::upsample_bilinear: x must be (W, H, C, B)");
   auto ys = as_view(x).shape();
   ys[0] = size.value[0];
   ys[1] = size.value[1];
@@ -336,10 +332,9 @@ template <array X>
 }
 /// The adjoint of upsample_bilinear from x_shape to dy's shape, given mode.
 template <operation_mode M, array DY>
-[[nodiscard]] upsample_gradients<detail::upsample::value_t<DY>, 4> upsample_bilinear_backward(
+[[nodiscard]] upsample_gradients<array_value_t<DY>, 4> upsample_bilinear_backward(
     M mode, const DY& dy, const shape_t<4>& x_shape, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<DY> == 4,
-                "lux::upsample_bilinear_backward: dy must be (W, H, C, B)");
+  static_assert(array_rank_v<DY> == 4, "lux::upsample_bilinear_backward: dy must be (W, H, C, B)");
   return detail::upsample::linear_backward(mode, "upsample_bilinear_backward", dy, x_shape,
                                            align_corners);
 }
@@ -351,10 +346,10 @@ template <array DY>
 
 /// Trilinear upsampling of x (W, H, D, C, B) by real scales ≥ 1, given mode.
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, 5> upsample_trilinear(
-    M mode, const X& x, const std::array<double, 3>& scale, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<X> == 5,
-                "lux::upsample_trilinear: x must be (W, H, D, C, B)");
+[[nodiscard]] Tensor<array_value_t<X>, 5> upsample_trilinear(M mode, const X& x,
+                                                             const std::array<double, 3>& scale,
+                                                             bool align_corners = true) {
+  static_assert(array_rank_v<X> == 5, "lux::upsample_trilinear: x must be (W, H, D, C, B)");
   const auto ys =
       detail::upsample::linear_shape_from_scale<5>("upsample_trilinear", as_view(x).shape(), scale);
   return detail::upsample::linear_forward(mode, "upsample_trilinear", x, ys, align_corners);
@@ -366,10 +361,10 @@ template <array X>
 }
 /// Trilinear interpolation of x (W, H, D, C, B) to the spatial size (OW, OH, OD) ≥ 1, given mode.
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, 5> upsample_trilinear(
-    M mode, const X& x, const upsample_size<3>& size, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<X> == 5,
-                "lux::upsample_trilinear: x must be (W, H, D, C, B)");
+[[nodiscard]] Tensor<array_value_t<X>, 5> upsample_trilinear(M mode, const X& x,
+                                                             const upsample_size<3>& size,
+                                                             bool align_corners = true) {
+  static_assert(array_rank_v<X> == 5, "lux::upsample_trilinear: x must be (W, H, D, C, B)");
   auto ys = as_view(x).shape();
   for (std::size_t a = 0; a < 3; ++a) ys[a] = size.value[a];
   return detail::upsample::linear_forward(mode, "upsample_trilinear", x, ys, align_corners);
@@ -381,9 +376,9 @@ template <array X>
 }
 /// The adjoint of upsample_trilinear from x_shape to dy's shape, given mode.
 template <operation_mode M, array DY>
-[[nodiscard]] upsample_gradients<detail::upsample::value_t<DY>, 5> upsample_trilinear_backward(
+[[nodiscard]] upsample_gradients<array_value_t<DY>, 5> upsample_trilinear_backward(
     M mode, const DY& dy, const shape_t<5>& x_shape, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<DY> == 5,
+  static_assert(array_rank_v<DY> == 5,
                 "lux::upsample_trilinear_backward: dy must be (W, H, D, C, B)");
   return detail::upsample::linear_backward(mode, "upsample_trilinear_backward", dy, x_shape,
                                            align_corners);
@@ -439,11 +434,11 @@ shape_t<N> unshuffled_shape(const char* op, const shape_t<N>& dys, index_t r) {
 
 /// y (r·spatial..., C, B) from x (spatial..., C·r^d, B) (see the file comment), given mode.
 template <operation_mode M, array X>
-[[nodiscard]] Tensor<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> pixel_shuffle(
-    M mode, const X& x, index_t r) {
+[[nodiscard]] Tensor<array_value_t<X>, array_rank_v<X>> pixel_shuffle(M mode, const X& x,
+                                                                      index_t r) {
   using namespace detail::upsample;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   static_assert(N >= 3, "lux::pixel_shuffle: x must have rank >= 3 (spatial..., C, B)");
   constexpr const char* op = "pixel_shuffle";
   const T* xp = data_of(x, op, "x");
@@ -460,11 +455,11 @@ template <array X>
 
 /// dx = the inverse permutation of dy (pixel unshuffle): dx (spatial/r..., C·r^d, B), given mode.
 template <operation_mode M, array DY>
-[[nodiscard]] upsample_gradients<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>>
-pixel_shuffle_backward(M mode, const DY& dy, index_t r) {
+[[nodiscard]] upsample_gradients<array_value_t<DY>, array_rank_v<DY>> pixel_shuffle_backward(
+    M mode, const DY& dy, index_t r) {
   using namespace detail::upsample;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
   static_assert(N >= 3, "lux::pixel_shuffle_backward: dy must have rank >= 3");
   constexpr const char* op = "pixel_shuffle_backward";
   const T* dyp = data_of(dy, op, "dy");
@@ -500,12 +495,11 @@ void check_nearest_shapes(const char* op, const shape_t<N>& big, const shape_t<N
 
 /// y = upsample_nearest(x, y's size / x's size) written into y, in the given mode.
 template <operation_mode M, array Y, array X>
-TensorView<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> upsample_nearest_(
-    M mode, Y&& y, const X& x) {
+TensorView<array_value_t<X>, array_rank_v<X>> upsample_nearest_(M mode, Y&& y, const X& x) {
   using namespace detail::upsample;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(N >= 3 && std::is_same_v<value_t<Y>, T> && rank_v<Y> == N,
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(N >= 3 && std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == N,
                 "lux::upsample_nearest_: y must have x's element type and rank (>= 3)");
   constexpr const char* op = "upsample_nearest_";
   const T* xp = data_of(x, op, "x");
@@ -524,12 +518,12 @@ auto upsample_nearest_(Y&& y, const X& x) {
 
 /// dx = upsample_nearest_backward(dy) written into dx (x's shape), in the given mode.
 template <operation_mode M, array DX, array DY>
-TensorView<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>> upsample_nearest_backward_(
-    M mode, DX&& dx, const DY& dy) {
+TensorView<array_value_t<DY>, array_rank_v<DY>> upsample_nearest_backward_(M mode, DX&& dx,
+                                                                           const DY& dy) {
   using namespace detail::upsample;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  static_assert(N >= 3 && std::is_same_v<value_t<DX>, T> && rank_v<DX> == N,
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(N >= 3 && std::is_same_v<array_value_t<DX>, T> && array_rank_v<DX> == N,
                 "lux::upsample_nearest_backward_: dx must have dy's element type and rank (>= 3)");
   constexpr const char* op = "upsample_nearest_backward_";
   const T* dyp = data_of(dy, op, "dy");
@@ -548,11 +542,11 @@ auto upsample_nearest_backward_(DX&& dx, const DY& dy) {
 
 namespace detail::upsample {
 template <class M, class Y, class X>
-TensorView<value_t<X>, rank_v<X>> linear_forward_into(M mode, const char* op, Y&& y, const X& x,
-                                                      bool align_corners) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(std::is_same_v<value_t<Y>, T> && rank_v<Y> == N,
+TensorView<array_value_t<X>, array_rank_v<X>> linear_forward_into(M mode, const char* op, Y&& y,
+                                                                  const X& x, bool align_corners) {
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == N,
                 "lux linear upsampling: y must have x's element type and rank");
   const T* xp = data_of(x, op, "x");
   T* yp = mutable_data_of(y, op, "y");
@@ -569,11 +563,12 @@ TensorView<value_t<X>, rank_v<X>> linear_forward_into(M mode, const char* op, Y&
   return TensorView<T, N>(yp, ys);
 }
 template <class M, class DX, class DY>
-TensorView<value_t<DY>, rank_v<DY>> linear_backward_into(M mode, const char* op, DX&& dx,
-                                                         const DY& dy, bool align_corners) {
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  static_assert(std::is_same_v<value_t<DX>, T> && rank_v<DX> == N,
+TensorView<array_value_t<DY>, array_rank_v<DY>> linear_backward_into(M mode, const char* op,
+                                                                     DX&& dx, const DY& dy,
+                                                                     bool align_corners) {
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(std::is_same_v<array_value_t<DX>, T> && array_rank_v<DX> == N,
                 "lux linear upsampling: dx must have dy's element type and rank");
   const T* dyp = data_of(dy, op, "dy");
   T* dxp = mutable_data_of(dx, op, "dx");
@@ -593,10 +588,9 @@ TensorView<value_t<DY>, rank_v<DY>> linear_backward_into(M mode, const char* op,
 
 /// y = bilinear interpolation of x (W, H, C, B) to y's spatial size, written into y, given mode.
 template <operation_mode M, array Y, array X>
-TensorView<detail::upsample::value_t<X>, 4> upsample_bilinear_(M mode, Y&& y, const X& x,
-                                                               bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<X> == 4,
-                "lux::upsample_bilinear_: x must be (W, H, C, B)");
+TensorView<array_value_t<X>, 4> upsample_bilinear_(M mode, Y&& y, const X& x,
+                                                   bool align_corners = true) {
+  static_assert(array_rank_v<X> == 4, "lux::upsample_bilinear_: x must be (W, H, C, B)");
   return detail::upsample::linear_forward_into(mode, "upsample_bilinear_", std::forward<Y>(y), x,
                                                align_corners);
 }
@@ -606,10 +600,9 @@ auto upsample_bilinear_(Y&& y, const X& x, bool align_corners = true) {
 }
 /// dx = the adjoint of upsample_bilinear from dx's shape to dy's, written into dx, given mode.
 template <operation_mode M, array DX, array DY>
-TensorView<detail::upsample::value_t<DY>, 4> upsample_bilinear_backward_(
-    M mode, DX&& dx, const DY& dy, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<DY> == 4,
-                "lux::upsample_bilinear_backward_: dy must be (W, H, C, B)");
+TensorView<array_value_t<DY>, 4> upsample_bilinear_backward_(M mode, DX&& dx, const DY& dy,
+                                                             bool align_corners = true) {
+  static_assert(array_rank_v<DY> == 4, "lux::upsample_bilinear_backward_: dy must be (W, H, C, B)");
   return detail::upsample::linear_backward_into(mode, "upsample_bilinear_backward_",
                                                 std::forward<DX>(dx), dy, align_corners);
 }
@@ -621,10 +614,9 @@ auto upsample_bilinear_backward_(DX&& dx, const DY& dy, bool align_corners = tru
 
 /// y = trilinear interpolation of x (W, H, D, C, B) to y's spatial size, written into y.
 template <operation_mode M, array Y, array X>
-TensorView<detail::upsample::value_t<X>, 5> upsample_trilinear_(M mode, Y&& y, const X& x,
-                                                                bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<X> == 5,
-                "lux::upsample_trilinear_: x must be (W, H, D, C, B)");
+TensorView<array_value_t<X>, 5> upsample_trilinear_(M mode, Y&& y, const X& x,
+                                                    bool align_corners = true) {
+  static_assert(array_rank_v<X> == 5, "lux::upsample_trilinear_: x must be (W, H, D, C, B)");
   return detail::upsample::linear_forward_into(mode, "upsample_trilinear_", std::forward<Y>(y), x,
                                                align_corners);
 }
@@ -634,9 +626,9 @@ auto upsample_trilinear_(Y&& y, const X& x, bool align_corners = true) {
 }
 /// dx = the adjoint of upsample_trilinear from dx's shape to dy's, written into dx.
 template <operation_mode M, array DX, array DY>
-TensorView<detail::upsample::value_t<DY>, 5> upsample_trilinear_backward_(
-    M mode, DX&& dx, const DY& dy, bool align_corners = true) {
-  static_assert(detail::upsample::rank_v<DY> == 5,
+TensorView<array_value_t<DY>, 5> upsample_trilinear_backward_(M mode, DX&& dx, const DY& dy,
+                                                              bool align_corners = true) {
+  static_assert(array_rank_v<DY> == 5,
                 "lux::upsample_trilinear_backward_: dy must be (W, H, D, C, B)");
   return detail::upsample::linear_backward_into(mode, "upsample_trilinear_backward_",
                                                 std::forward<DX>(dx), dy, align_corners);
@@ -649,13 +641,11 @@ auto upsample_trilinear_backward_(DX&& dx, const DY& dy, bool align_corners = tr
 
 /// y = pixel_shuffle(x, r) written into y, in the given mode.
 template <operation_mode M, array Y, array X>
-TensorView<detail::upsample::value_t<X>, detail::upsample::rank_v<X>> pixel_shuffle_(M mode, Y&& y,
-                                                                                     const X& x,
-                                                                                     index_t r) {
+TensorView<array_value_t<X>, array_rank_v<X>> pixel_shuffle_(M mode, Y&& y, const X& x, index_t r) {
   using namespace detail::upsample;
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
-  static_assert(N >= 3 && std::is_same_v<value_t<Y>, T> && rank_v<Y> == N,
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
+  static_assert(N >= 3 && std::is_same_v<array_value_t<Y>, T> && array_rank_v<Y> == N,
                 "lux::pixel_shuffle_: y must have x's element type and rank (>= 3)");
   constexpr const char* op = "pixel_shuffle_";
   const T* xp = data_of(x, op, "x");
@@ -675,12 +665,12 @@ auto pixel_shuffle_(Y&& y, const X& x, index_t r) {
 
 /// dx = pixel_shuffle_backward(dy, r) (pixel unshuffle) written into dx, in the given mode.
 template <operation_mode M, array DX, array DY>
-TensorView<detail::upsample::value_t<DY>, detail::upsample::rank_v<DY>> pixel_shuffle_backward_(
-    M mode, DX&& dx, const DY& dy, index_t r) {
+TensorView<array_value_t<DY>, array_rank_v<DY>> pixel_shuffle_backward_(M mode, DX&& dx,
+                                                                        const DY& dy, index_t r) {
   using namespace detail::upsample;
-  using T = value_t<DY>;
-  constexpr std::size_t N = rank_v<DY>;
-  static_assert(N >= 3 && std::is_same_v<value_t<DX>, T> && rank_v<DX> == N,
+  using T = array_value_t<DY>;
+  constexpr std::size_t N = array_rank_v<DY>;
+  static_assert(N >= 3 && std::is_same_v<array_value_t<DX>, T> && array_rank_v<DX> == N,
                 "lux::pixel_shuffle_backward_: dx must have dy's element type and rank (>= 3)");
   constexpr const char* op = "pixel_shuffle_backward_";
   const T* dyp = data_of(dy, op, "dy");

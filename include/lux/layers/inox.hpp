@@ -93,7 +93,7 @@ auto channels_by_positions(const X& x) {
   const auto v = as_view(x);
   const index_t C = v.shape()[0];
   index_t P = 1;
-  for (std::size_t d = 1; d < nl::rank_v<X>; ++d) P *= v.shape()[d];
+  for (std::size_t d = 1; d < array_rank_v<X>; ++d) P *= v.shape()[d];
   return v.reshape(shape_t<2>{C, P});
 }
 
@@ -163,8 +163,8 @@ struct BatchNorm {
 
   template <class X, class ST>
   auto run(const X& x, const ST& st) const {
-    using T = detail::nl::value_t<X>;
-    check_rank<detail::nl::rank_v<X>>();
+    using T = array_value_t<X>;
+    check_rank<array_rank_v<X>>();
     const std::string p = prefix();
     detail::check_leading_channels(p, as_view(x).shape(), channels);
     detail::nl::check_state(p, "mean", st.template get<"mean">(), channels);
@@ -281,7 +281,7 @@ struct LayerNorm {
 
   template <class X>
   auto run(const X& x) const {
-    using T = detail::nl::value_t<X>;
+    using T = array_value_t<X>;
     const dim_set dims = kernel_dims(as_view(x).shape());
     return layernorm(x, none, none, identity{}, dims, T(epsilon));
   }
@@ -319,8 +319,8 @@ struct GroupNorm {
 
   template <class X, class PS, class ST>
   auto pullback(const X& x, const PS& ps, const ST& st) const {
-    using T = detail::nl::value_t<X>;
-    constexpr std::size_t N = detail::nl::rank_v<X>;
+    using T = array_value_t<X>;
+    constexpr std::size_t N = array_rank_v<X>;
     auto r = run(x);
     auto back = detail::nl::make_back<false>(
         prefix(), identity{},
@@ -353,8 +353,8 @@ struct GroupNorm {
   /// groupnorm on the (C, P) view, y reshaped back to x's shape.
   template <class X>
   auto run(const X& x) const {
-    using T = detail::nl::value_t<X>;
-    constexpr std::size_t N = detail::nl::rank_v<X>;
+    using T = array_value_t<X>;
+    constexpr std::size_t N = array_rank_v<X>;
     const auto xs = as_view(x).shape();
     check_input(xs);
     auto r =

@@ -102,11 +102,6 @@ struct layernorm_options {
 
 namespace detail::normlayer {
 
-template <class X>
-using value_t = typename array_traits<std::remove_cvref_t<X>>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = array_traits<std::remove_cvref_t<X>>::rank;
-
 inline void check_eps(const char* layer, double eps) {
   require<argument_error>(eps >= 0 && std::isfinite(eps), layer,
                           ": epsilon must be finite and >= 0, got ", eps);
@@ -201,8 +196,8 @@ template <bool Affine, bool TrackStats, class F, class Kernel, class X, class PS
 auto run_running(const std::string& prefix, index_t C, const F& act, double momentum,
                  double epsilon, bool per_instance, const Kernel& kernel, const X& x, const PS& ps,
                  const ST& st) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   const auto xs = as_view(x).shape();
   check_channels(prefix, xs, C);
   check_affine<Affine>(prefix, ps, shape_t<1>{C});
@@ -237,8 +232,8 @@ auto run_running(const std::string& prefix, index_t C, const F& act, double mome
 template <bool Affine, class F, class Backward, class X, class PS, class R>
 auto make_back(const std::string& prefix, const F& act, const Backward& backward, const X& x,
                const PS& ps, R& r) {
-  using T = value_t<X>;
-  constexpr std::size_t N = rank_v<X>;
+  using T = array_value_t<X>;
+  constexpr std::size_t N = array_rank_v<X>;
   auto xc = copy(as_view(x));
   Tensor<T, N> y_saved = keep_y<F> ? r.y : Tensor<T, N>{};
   const auto scale = scale_of<Affine>(ps);
@@ -329,7 +324,7 @@ struct running_norm {
   std::string prefix() const { return std::string(Derived::name) + " " + std::to_string(chs); }
   template <class X, class PS, class ST>
   auto run(const X& x, const PS& ps, const ST& st) const {
-    Derived::template check_rank<rank_v<X>>();
+    Derived::template check_rank<array_rank_v<X>>();
     return run_running<Affine, TrackStats>(
         prefix(), chs, activation, momentum, epsilon, Derived::per_instance,
         [](const auto&... a) { return Derived::kernel(a...); }, x, ps, st);
@@ -442,8 +437,8 @@ struct GroupNorm {
   }
   template <class X, class PS>
   auto run(const X& x, const PS& ps) const {
-    using T = detail::normlayer::value_t<X>;
-    static_assert(detail::normlayer::rank_v<X> >= 2,
+    using T = array_value_t<X>;
+    static_assert(array_rank_v<X> >= 2,
                   "lux::GroupNorm: the input needs at least 2 dimensions (..., C, B)");
     detail::normlayer::check_channels(prefix(), as_view(x).shape(), chs);
     detail::normlayer::check_affine<Affine>(prefix(), ps, shape_t<1>{chs});
@@ -553,10 +548,11 @@ struct LayerNorm {
     auto r = run(x, ps);
     auto back = detail::normlayer::make_back<Affine>(
         prefix(), activation,
-        [k = kernel_dims<detail::normlayer::rank_v<X>>()](
-            const auto& dy, const auto& xx, const auto& y, const auto& s, const auto& b,
-            const auto& saved,
-            const auto& act) { return layernorm_backward(dy, xx, y, s, b, saved, act, k); },
+        [k = kernel_dims<array_rank_v<X>>()](const auto& dy, const auto& xx, const auto& y,
+                                             const auto& s, const auto& b, const auto& saved,
+                                             const auto& act) {
+          return layernorm_backward(dy, xx, y, s, b, saved, act, k);
+        },
         x, ps, r);
     return pullback_result{std::move(r.y), st, std::move(back)};
   }
@@ -612,8 +608,8 @@ struct LayerNorm {
   }
   template <class X, class PS>
   auto run(const X& x, const PS& ps) const {
-    using T = detail::normlayer::value_t<X>;
-    constexpr std::size_t N = detail::normlayer::rank_v<X>;
+    using T = array_value_t<X>;
+    constexpr std::size_t N = array_rank_v<X>;
     check_input(as_view(x).shape());
     detail::normlayer::check_affine<Affine>(prefix(), ps, param_shape());
     return layernorm(x, detail::normlayer::scale_of<Affine>(ps),

@@ -129,19 +129,14 @@ struct is_std_tuple<std::tuple<A...>> : std::true_type {};
 template <class X>
 inline constexpr bool is_std_tuple_v = is_std_tuple<std::remove_cvref_t<X>>::value;
 
-template <class X>
-using value_t = typename array_traits<std::remove_cvref_t<X>>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = array_traits<std::remove_cvref_t<X>>::rank;
-
 /// The element type of a cell input (x or std::tuple{x, carry}).
 template <class X>
 struct input_value {
-  using type = value_t<X>;
+  using type = array_value_t<X>;
 };
 template <class X, class C>
 struct input_value<std::tuple<X, C>> {
-  using type = value_t<X>;
+  using type = array_value_t<X>;
 };
 template <class X>
 using input_value_t = typename input_value<std::remove_cvref_t<X>>::type;
@@ -431,9 +426,9 @@ struct recurrent_cell_base {
   /// x as an owned (in, B) matrix.
   template <class T, class X>
   Tensor<T, 2> input_matrix(const X& x) const {
-    static_assert(std::is_same_v<detail::rnn::value_t<X>, T>,
+    static_assert(std::is_same_v<array_value_t<X>, T>,
                   "recurrent cell: x and the carry must have the same element type");
-    constexpr std::size_t N = detail::rnn::rank_v<X>;
+    constexpr std::size_t N = array_rank_v<X>;
     static_assert(N == 1 || N == 2, "recurrent cell: x must be (in) or (in, B)");
     const auto v = as_view(x);
     check_input(v.shape());
@@ -444,7 +439,7 @@ struct recurrent_cell_base {
   }
   template <class T, class H>
   Tensor<T, 2> carry_matrix(const H& h, index_t batch, const char* what) const {
-    static_assert(std::is_same_v<detail::rnn::value_t<H>, T> && detail::rnn::rank_v<H> <= 2,
+    static_assert(std::is_same_v<array_value_t<H>, T> && array_rank_v<H> <= 2,
                   "recurrent cell: a carry must be an (out, B) array of x's element type");
     const auto v = as_view(h);
     const bool ok = v.shape()[0] == out_dims && v.numel() == out_dims * batch;

@@ -166,8 +166,8 @@ struct Recurrence {
   template <class X>
   auto slices(const X& x) const {
     if constexpr (is_array_v<X>) {
-      using T = detail::rnn::value_t<X>;
-      constexpr std::size_t N = detail::rnn::rank_v<X>;
+      using T = array_value_t<X>;
+      constexpr std::size_t N = array_rank_v<X>;
       static_assert(N == 2 || N == 3, "Recurrence: the input is (F, T), (F, T, B) or (F, B, T)");
       const auto v = as_view(x);
       std::vector<StridedView<const T, N - 1>> out;
@@ -193,12 +193,12 @@ struct Recurrence {
   template <class X>
   static auto dx_layout(const X& x) {
     if constexpr (is_array_v<X>) {
-      using T = detail::rnn::value_t<X>;
-      return Tensor<T, detail::rnn::rank_v<X>>(as_view(x).shape());
+      using T = array_value_t<X>;
+      return Tensor<T, array_rank_v<X>>(as_view(x).shape());
     } else {
       using E = std::remove_cvref_t<decltype(x[0])>;
-      using T = detail::rnn::value_t<E>;
-      std::vector<Tensor<T, detail::rnn::rank_v<E>>> out;
+      using T = array_value_t<E>;
+      std::vector<Tensor<T, array_rank_v<E>>> out;
       for (const auto& e : x) out.emplace_back(as_view(e).shape());
       return out;
     }
@@ -329,7 +329,7 @@ struct StatefulRecurrentCell {
   template <class X, class ST>
   static constexpr void check_type() {
     using C = std::remove_cvref_t<decltype(std::declval<const ST&>().template get<"carry">())>;
-    using T = detail::rnn::value_t<X>;
+    using T = array_value_t<X>;
     static_assert(std::is_same_v<typename C::tuple_type,
                                  typename recurrent_carry<T, Cell::carry_size>::tuple_type>,
                   "StatefulRecurrentCell: x's element type must be the one the state was set up "

@@ -61,7 +61,7 @@ inline constexpr bool is_index_target_v = [] {
   if constexpr (is_index_span_v<std::remove_cvref_t<Y>>) {
     return true;
   } else if constexpr (is_array_v<Y>) {
-    return rank_v<Y> + 1 == N && std::is_same_v<value_t<Y>, std::int64_t>;
+    return array_rank_v<Y> + 1 == N && std::is_same_v<array_value_t<Y>, std::int64_t>;
   } else {
     return false;
   }
@@ -209,8 +209,8 @@ template <class_loss Kind, class YH, class Y>
 auto make_class_eval(const char* op, const YH& yhat, const Y& y, index_t dims, bool logits,
                      double alpha, const std::optional<double>& eps, double gamma) {
   check_prediction_type<YH>();
-  using T = value_t<YH>;
-  constexpr std::size_t N = rank_v<YH>;
+  using T = array_value_t<YH>;
+  constexpr std::size_t N = array_rank_v<YH>;
   check_label_smoothing(op, alpha);
   const TensorView<const T, N> yv = as_view(yhat);
   require<argument_error>(dims >= 0 && dims < static_cast<index_t>(N), op, ": dims ", dims,
@@ -243,9 +243,9 @@ auto make_class_eval(const char* op, const YH& yhat, const Y& y, index_t dims, b
       idx = y.data();
       count = expect;
     } else {
-      static_assert(
-          traits_t<Y>::contiguous && std::is_same_v<typename traits_t<Y>::device_type, cpu>,
-          "lux loss: class indices must be a contiguous cpu Tensor / TensorView");
+      static_assert(array_traits_t<Y>::contiguous &&
+                        std::is_same_v<typename array_traits_t<Y>::device_type, cpu>,
+                    "lux loss: class indices must be a contiguous cpu Tensor / TensorView");
       const auto iv = as_view(y);
       shape_t<N - 1> expect{};
       for (std::size_t d = 0, j = 0; d < N; ++d)
@@ -265,7 +265,7 @@ auto make_class_eval(const char* op, const YH& yhat, const Y& y, index_t dims, b
     check_target_array_type<Y, N>();
     const auto tv = as_view(y);
     check_same_shape(op, tv.shape(), yv.shape());
-    return make(array_target<value_t<Y>>{tv.data()});
+    return make(array_target<array_value_t<Y>>{tv.data()});
   }
 }
 

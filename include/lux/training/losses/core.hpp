@@ -111,15 +111,6 @@ struct objective_result {
 
 namespace detail::loss {
 
-// =================================================================================================
-// Type aliases
-// =================================================================================================
-template <class X>
-using traits_t = array_traits<std::remove_cvref_t<X>>;
-template <class X>
-using value_t = typename traits_t<X>::value_type;
-template <class X>
-inline constexpr std::size_t rank_v = traits_t<X>::rank;
 /// Sums run in double for float, in T otherwise.
 template <class T>
 using acc_t = std::conditional_t<std::is_same_v<T, float>, double, T>;
@@ -139,14 +130,14 @@ struct upstream {
 template <class YH>
 constexpr void check_prediction_type() {
   static_assert(is_array_v<YH>, "lux loss: yhat must be a lux::Tensor or lux::TensorView");
-  static_assert(traits_t<YH>::contiguous,
+  static_assert(array_traits_t<YH>::contiguous,
                 "lux loss: yhat must be contiguous (a Tensor or TensorView); gather a StridedView "
                 "with lux::copy first");
-  static_assert(std::is_same_v<typename traits_t<YH>::device_type, cpu>,
+  static_assert(std::is_same_v<typename array_traits_t<YH>::device_type, cpu>,
                 "lux loss: losses run on the cpu; copy yhat with lux::to<lux::cpu> first");
-  static_assert(std::is_floating_point_v<value_t<YH>>,
+  static_assert(std::is_floating_point_v<array_value_t<YH>>,
                 "lux loss: yhat must have a floating element type (float or double)");
-  static_assert(rank_v<YH> >= 1, "lux loss: yhat must have rank >= 1");
+  static_assert(array_rank_v<YH> >= 1, "lux loss: yhat must have rank >= 1");
 }
 
 /// A target array of yhat's shape (one-hot for classification): contiguous, arithmetic elements.
@@ -155,12 +146,13 @@ constexpr void check_target_array_type() {
   static_assert(is_array_v<Y>,
                 "lux loss: y must be a lux::Tensor or lux::TensorView of yhat's shape (class "
                 "indices are accepted by CrossEntropyLoss and FocalLoss only)");
-  static_assert(traits_t<Y>::contiguous, "lux loss: y must be contiguous (a Tensor or TensorView)");
-  static_assert(std::is_same_v<typename traits_t<Y>::device_type, cpu>,
+  static_assert(array_traits_t<Y>::contiguous,
+                "lux loss: y must be contiguous (a Tensor or TensorView)");
+  static_assert(std::is_same_v<typename array_traits_t<Y>::device_type, cpu>,
                 "lux loss: losses run on the cpu; copy y with lux::to<lux::cpu> first");
-  static_assert(std::is_arithmetic_v<value_t<Y>>,
+  static_assert(std::is_arithmetic_v<array_value_t<Y>>,
                 "lux loss: y must have an arithmetic element type");
-  static_assert(rank_v<Y> == N, "lux loss: y must have yhat's rank");
+  static_assert(array_rank_v<Y> == N, "lux loss: y must have yhat's rank");
 }
 
 template <std::size_t N>
@@ -266,10 +258,11 @@ auto aggregate_with_gradient(const char* op, const Agg& a, const E& e, const DL&
   constexpr std::size_t N = E::rank;
   auto g = Tensor<T, N>::uninitialized(e.input_shape());
   if constexpr (std::is_same_v<Agg, agg::none_type>) {
-    static_assert(is_array_v<DL> && rank_v<DL> == N,
+    static_assert(is_array_v<DL> && array_rank_v<DL> == N,
                   "lux loss: with agg::none the loss is a tensor; value_and_gradient(yhat, y, dl) "
                   "needs the upstream gradient dl as a tensor shaped like that loss");
-    static_assert(std::is_same_v<value_t<DL>, T>, "lux loss: dl must have yhat's element type");
+    static_assert(std::is_same_v<array_value_t<DL>, T>,
+                  "lux loss: dl must have yhat's element type");
     const auto dv = as_view(dl);
     require<shape_error>(dv.shape() == e.loss_shape(), op, ": dl has shape ", dv.shape(),
                          ", expected the unaggregated loss shape ", e.loss_shape());

@@ -245,16 +245,16 @@ struct elementwise : interface<D> {
   template <class YH, class Y>
   auto evaluate(const YH& yhat, const Y& y) const {
     check_prediction_type<YH>();
-    constexpr std::size_t N = rank_v<YH>;
+    constexpr std::size_t N = array_rank_v<YH>;
     check_target_array_type<Y, N>();
-    using T = value_t<YH>;
+    using T = array_value_t<YH>;
     const D& self = static_cast<const D&>(*this);
     if constexpr (requires { self.check(); }) self.check();
     const TensorView<const T, N> yv = as_view(yhat);
-    const TensorView<const value_t<Y>, N> tv = as_view(y);
+    const TensorView<const array_value_t<Y>, N> tv = as_view(y);
     check_same_shape(D::name, tv.shape(), yv.shape());
     auto pw = self.template pointwise<T>();
-    return elementwise_eval<T, N, value_t<Y>, decltype(pw)>{yv, tv, pw};
+    return elementwise_eval<T, N, array_value_t<Y>, decltype(pw)>{yv, tv, pw};
   }
 };
 

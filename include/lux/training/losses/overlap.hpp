@@ -106,13 +106,14 @@ struct overlap_eval {
 template <overlap_loss Kind, class YH, class Y>
 auto make_overlap_eval(const char* op, const YH& yhat, const Y& y, double smooth, double beta) {
   check_prediction_type<YH>();
-  using T = value_t<YH>;
-  constexpr std::size_t N = rank_v<YH>;
+  using T = array_value_t<YH>;
+  constexpr std::size_t N = array_rank_v<YH>;
   check_target_array_type<Y, N>();
   const TensorView<const T, N> yv = as_view(yhat);
-  const TensorView<const value_t<Y>, N> tv = as_view(y);
+  const TensorView<const array_value_t<Y>, N> tv = as_view(y);
   check_same_shape(op, tv.shape(), yv.shape());
-  return overlap_eval<T, N, value_t<Y>, Kind>{yv, tv, static_cast<T>(smooth), static_cast<T>(beta)};
+  return overlap_eval<T, N, array_value_t<Y>, Kind>{yv, tv, static_cast<T>(smooth),
+                                                    static_cast<T>(beta)};
 }
 
 }  // namespace detail::loss
