@@ -3,8 +3,9 @@
 // (float, double, long double, a user number type with + * and construction from int).
 //
 // Every routine works on a resolved `conv_geometry` with exactly three spatial dimensions: the
-// public header (lux/kernels/conv.hpp) checks the arguments and pads 1-d and 2-d problems with
-// trailing spatial dimensions of size 1 (kernel 1, stride 1, no padding), which changes nothing.
+// public header (lux/kernels/conv.hpp; the checks are in lux/kernels/conv/detail.hpp) checks the
+// arguments and pads 1-d and 2-d problems with trailing spatial dimensions of size 1 (kernel 1,
+// stride 1, no padding), which changes nothing.
 // Arrays are column-major, Lux order:
 //   x  (I0, I1, I2, C_in, B)             index i0 + I0·(i1 + I1·(i2 + I2·(c + C_in·n)))
 //   w  (K0, K1, K2, C_in/groups, C_out)  the kernel of output channel co reads the C_in/groups
