@@ -3,8 +3,8 @@
 // Plain scalar loops over any element type T (float, double, long double, user types with <, +, /
 // and a conversion from index_t). Every pooling kernel (windowed, adaptive, global) reaches these
 // four functions with a pool_geometry: the spatial dimensions padded to three, W (dim 0) fastest,
-// and the number of (channel, batch) planes. The public entry points, argument checks and
-// documentation are in lux/kernels/pooling.hpp.
+// and the number of (channel, batch) planes. The public entry points and documentation are in
+// lux/kernels/pooling.hpp, the argument checks in lux/kernels/pooling/detail.hpp.
 //
 // Window order: taps are visited with k0 (W) fastest, then k1 (H), then k2 (D) — column-major,
 // NNlib's `for kd, kh, kw` loop nest. Max pooling keeps the first tap it sees and then takes a
