@@ -2,8 +2,8 @@
 // implementation.
 //
 // Plain scalar loops over any element type T. Shapes are column-major (W fastest) with the
-// spatial dimensions first, then C, then B. The public entry points, argument checks and
-// documentation are in lux/kernels/upsample.hpp.
+// spatial dimensions first, then C, then B. The public entry points and documentation are in
+// lux/kernels/upsample.hpp, the argument checks in lux/kernels/upsample/detail.hpp.
 #pragma once
 
 #include <algorithm>
