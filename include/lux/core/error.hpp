@@ -44,6 +44,12 @@ class cuda_error : public error {
  public:
   using error::error;
 };
+/// A collective of lux::distributed failed, or the ranks disagree (different parameter trees,
+/// different batch counts): thrown on every rank.
+class distributed_error : public error {
+ public:
+  using error::error;
+};
 
 /// Formats a shape as "(3, 4, 5)"; a rank-0 shape prints as "()".
 template <class Int>

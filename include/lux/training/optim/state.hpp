@@ -240,10 +240,20 @@ struct is_chain<OptimiserChain<R...>> : std::true_type {};
 template <class Rule>
 using hypers_of = decltype(Rule::hypers(std::declval<Rule&>()));
 
+/// A rule that wraps another one (lux::distributed::DistributedOptimizer): it has the wrapped
+/// rule's hyperparameters, in its member `opt`.
+template <class R>
+concept wrapping_rule = requires(R& r) {
+  typename R::wrapped_rule;
+  r.opt;
+};
+
 /// Whether Rule (or any rule of a chain) has hyperparameter N.
 template <class Rule, field_name N>
 consteval bool has_hyper() {
-  if constexpr (is_chain<Rule>::value) {
+  if constexpr (wrapping_rule<Rule>) {
+    return has_hyper<typename Rule::wrapped_rule, N>();
+  } else if constexpr (is_chain<Rule>::value) {
     return []<std::size_t... I>(std::index_sequence<I...>) {
       return (has_hyper<std::tuple_element_t<I, decltype(Rule::opts)>, N>() || ...);
     }
@@ -256,7 +266,9 @@ consteval bool has_hyper() {
 /// Sets hyperparameter N of Rule (of every rule of a chain that has it).
 template <field_name N, class Rule, class V>
 void set_hyper(Rule& r, const V& value) {
-  if constexpr (is_chain<Rule>::value) {
+  if constexpr (wrapping_rule<Rule>) {
+    set_hyper<N>(r.opt, value);
+  } else if constexpr (is_chain<Rule>::value) {
     std::apply([&](auto&... o) { (set_hyper<N>(o, value), ...); }, r.opts);
   } else if constexpr (hypers_of<Rule>::template has<N>) {
     auto h = Rule::hypers(r);
@@ -274,7 +286,9 @@ inline bool name_in(std::string_view n, std::initializer_list<std::string_view> 
 /// epsilons, penalties and thresholds finite and >= 0; rho in [0, 1]; each beta in [0, 1).
 template <class Rule>
 void validate(const Rule& r, const char* op) {
-  if constexpr (is_chain<Rule>::value) {
+  if constexpr (wrapping_rule<Rule>) {
+    validate(r.opt, op);
+  } else if constexpr (is_chain<Rule>::value) {
     std::apply([&](const auto&... o) { (validate(o, op), ...); }, r.opts);
   } else {
     const auto h = Rule::hypers(r);
