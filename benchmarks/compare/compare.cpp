@@ -1,0 +1,517 @@
+// luxcpp against LibTorch, side by side in one process (built when Debian's libtorch-dev is
+// found; run through benchmarks/compare/run.sh, which also sets the peer's configuration).
+//
+// Each workload runs through luxcpp's public API (the allocating calls a user writes) and through
+// LibTorch's C++ API (ATen: OpenBLAS for GEMMs, oneDNN for convolutions in Debian's build), on the
+// same data: Lux's column-major (features, batch) / (W, H, C, N) arrays are PyTorch's row-major
+// (batch, features) / (N, C, H, W) tensors over the same memory, so both read identical bytes.
+// Before timing, the outputs (and for forward+backward the input gradient, with relu's
+// derivative taken from luxcpp's output in both so that a pre-activation within rounding of 0
+// cannot flip) must agree to a relative error of 1e-4 (max |Δ| / max(1, max |PyTorch|)). Then the two alternate — lux, torch, lux, torch, … — after warm-up, and
+// the median of the repetitions is reported, at 1 thread and at 2 threads (omp_set_num_threads
+// and torch::set_num_threads both set). In the same run the machine's limits are measured: a
+// 2-thread STREAM-style copy (memory-bound work is reported as a fraction of it: bytes counted
+// once per input and output ÷ time ÷ copy bandwidth), the FMA peak of this core count (xsimd,
+// independent accumulators), and an OpenBLAS sgemm (torch::mm) of each GEMM's shape.
+//
+//   compare_libtorch [--reps 15] [--threads 1,2] [--filter substring]
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <lux/lux.hpp>
+#include <string>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+using lux::index_t;
+using clk = std::chrono::steady_clock;
+
+double seconds_of(const std::function<void()>& f) {
+  const auto t0 = clk::now();
+  f();
+  return std::chrono::duration<double>(clk::now() - t0).count();
+}
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+template <class T, std::size_t N>
+lux::Tensor<T, N> uniform(const lux::shape_t<N>& s, std::uint64_t seed, T lo = -1, T hi = 1) {
+  auto t = lux::Tensor<T, N>::uninitialized(s);
+  lux::rng(seed).fill_uniform(t.data(), static_cast<std::size_t>(t.numel()));
+  for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = lo + (hi - lo) * t.data()[i];
+  return t;
+}
+
+/// A torch tensor over a lux array's memory (no copy), with PyTorch's (reversed) shape.
+template <class A>
+torch::Tensor as_torch(A& a) {
+  std::vector<int64_t> sizes;
+  for (std::size_t d = a.shape().size(); d-- > 0;) sizes.push_back(a.shape()[d]);
+  return torch::from_blob(const_cast<float*>(a.data()), sizes, torch::kFloat32);
+}
+
+/// max |a − b| / max(1, max |b|) over the same number of elements.
+double rel_error(const float* a, const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  const float* b = c.data_ptr<float>();
+  double worst = 0, scale = 1;
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return worst / scale;
+}
+
+struct limits {
+  double copy_gbs = 0;    ///< 2-thread copy, GB/s (read + write counted)
+  double fma_gflops = 0;  ///< FMA peak at the current thread count
+};
+
+/// STREAM-style copy of 256 MiB with `threads` threads: bytes read + written per second.
+double copy_bandwidth(int threads) {
+  const std::size_t n = std::size_t(64) << 20;  // floats
+  std::vector<float> a(n, 1.0f), b(n, 0.0f);
+  std::vector<double> t;
+  for (int r = 0; r < 7; ++r)
+    t.push_back(seconds_of([&] {
+#pragma omp parallel for num_threads(threads) schedule(static)
+      for (std::int64_t c = 0; c < 64; ++c)
+        std::memcpy(b.data() + std::size_t(c) * (n / 64), a.data() + std::size_t(c) * (n / 64),
+                    n / 64 * sizeof(float));
+    }));
+  return 2.0 * double(n) * sizeof(float) / median(t) / 1e9;
+}
+
+/// FMA peak: 12 independent accumulators of xsimd batches per thread.
+double fma_peak(int threads) {
+  using B = xsimd::batch<float>;
+  const std::int64_t iters = 20'000'000;
+  std::vector<double> t;
+  float sink = 0;
+  for (int r = 0; r < 5; ++r)
+    t.push_back(seconds_of([&] {
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+      {
+        B acc[12];
+        for (auto& x : acc) x = B(0.5f);
+        const B m(0.999999f), c(1e-7f);
+        for (std::int64_t i = 0; i < iters / 12; ++i)
+          for (auto& x : acc) x = xsimd::fma(x, m, c);
+        B s(0.0f);
+        for (auto& x : acc) s += x;
+        sink += xsimd::hadd(s);
+      }
+    }));
+  if (sink == 12345.0f) std::puts("");
+  const double flops = 2.0 * double(B::size) * double(iters / 12 * 12) * threads;
+  return flops / median(t) / 1e9;
+}
+
+/// One workload: the two implementations, their check, and what to count.
+struct workload {
+  std::string name;
+  enum kind_t { memory, compute } kind;
+  double amount;  ///< bytes (memory) or flops (compute)
+  std::function<void()> lux_run, torch_run;
+  std::function<double()> check;          ///< relative error between the two results
+  std::function<double()> sgemm_seconds;  ///< OpenBLAS sgemm of the same shape, or empty
+};
+
+struct row {
+  std::string name;
+  double lux_ms, torch_ms, lux_frac, torch_frac, sgemm_frac;
+  double error;
+};
+
+row measure(const workload& w, int reps, const limits& lim) {
+  row r{w.name, 0, 0, 0, 0, 0, 0};
+  r.error = w.check();
+  for (int i = 0; i < 2; ++i) {
+    w.lux_run();
+    w.torch_run();
+  }
+  std::vector<double> tl, tt;
+  for (int i = 0; i < reps; ++i) {
+    tl.push_back(seconds_of(w.lux_run));
+    tt.push_back(seconds_of(w.torch_run));
+  }
+  const double sl = median(tl), st = median(tt);
+  r.lux_ms = sl * 1e3;
+  r.torch_ms = st * 1e3;
+  if (w.kind == workload::memory) {
+    r.lux_frac = w.amount / sl / 1e9 / lim.copy_gbs;
+    r.torch_frac = w.amount / st / 1e9 / lim.copy_gbs;
+  } else {
+    r.lux_frac = w.amount / sl / 1e9 / lim.fma_gflops;
+    r.torch_frac = w.amount / st / 1e9 / lim.fma_gflops;
+    if (w.sgemm_seconds) {
+      std::vector<double> ts;
+      for (int i = 0; i < std::max(5, reps / 2); ++i) ts.push_back(w.sgemm_seconds());
+      r.sgemm_frac = median(ts) / sl;  // lux's speed as a fraction of the sgemm's
+    }
+  }
+  return r;
+}
+
+// ---- workloads ---------------------------------------------------------------------------------
+
+template <class F>
+workload activation(const char* name, F f, torch::Tensor (*tf)(const torch::Tensor&)) {
+  const index_t n = index_t(1) << 24;
+  auto x = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({n}, 1, -3, 3));
+  auto y = std::make_shared<lux::Tensor<float, 1>>();
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
+  auto ty = std::make_shared<torch::Tensor>();
+  workload w{std::string(name) + " fwd 16M",
+             workload::memory,
+             2.0 * double(n) * 4,
+             [=] { *y = lux::fast_activation(f, *x); },
+             [=] { *ty = tf(*tx); },
+             [=] {
+               *y = lux::fast_activation(f, *x);
+               *ty = tf(*tx);
+               return rel_error(y->data(), *ty);
+             },
+             {}};
+  return w;
+}
+
+torch::Tensor torch_gelu(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+torch::Tensor torch_relu(const torch::Tensor& x) { return torch::relu(x); }
+torch::Tensor torch_tanh(const torch::Tensor& x) { return torch::tanh(x); }
+torch::Tensor torch_sigmoid(const torch::Tensor& x) { return torch::sigmoid(x); }
+
+workload bias_relu() {
+  const index_t c = 4096, b = 1024;
+  auto x = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({c, b}, 2));
+  auto bias = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({c}, 3));
+  auto y = std::make_shared<lux::Tensor<float, 2>>();
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
+  auto tb = std::make_shared<torch::Tensor>(as_torch(*bias));
+  auto ty = std::make_shared<torch::Tensor>();
+  return {"bias+relu (4096, 1024) fwd",
+          workload::memory,
+          2.0 * double(c * b) * 4,
+          [=] { *y = lux::bias_activation(lux::relu{}, *x, *bias); },
+          [=] { *ty = torch::relu(*tx + *tb); },
+          [=] {
+            *y = lux::bias_activation(lux::relu{}, *x, *bias);
+            *ty = torch::relu(*tx + *tb);
+            return rel_error(y->data(), *ty);
+          },
+          {}};
+}
+
+workload layernorm() {
+  const index_t f = 4096, b = 1024;
+  auto x = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({f, b}, 4));
+  auto g = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({f, 1}, 5, 0.5f, 1.5f));
+  auto be = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({f, 1}, 6));
+  auto y = std::make_shared<lux::Tensor<float, 2>>();
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
+  auto tg = std::make_shared<torch::Tensor>(as_torch(*g).reshape({f}));
+  auto tbe = std::make_shared<torch::Tensor>(as_torch(*be).reshape({f}));
+  auto ty = std::make_shared<torch::Tensor>();
+  const auto run_lux = [=] {
+    *y = lux::layernorm(*x, *g, *be, lux::identity{}, lux::leading_dims{1}, 1e-5f).y;
+  };
+  const auto run_torch = [=] { *ty = torch::layer_norm(*tx, {f}, *tg, *tbe, 1e-5); };
+  return {"layernorm (4096, 1024) fwd",
+          workload::memory,
+          2.0 * double(f * b) * 4,
+          run_lux,
+          run_torch,
+          [=] {
+            run_lux();
+            run_torch();
+            return rel_error(y->data(), *ty);
+          },
+          {}};
+}
+
+workload batchnorm(bool group) {
+  const lux::shape_t<4> s{56, 56, 64, 32};
+  auto x = std::make_shared<lux::Tensor<float, 4>>(uniform<float, 4>(s, 7));
+  auto g = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({64}, 8, 0.5f, 1.5f));
+  auto be = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({64}, 9));
+  auto rm = std::make_shared<lux::Tensor<float, 1>>(lux::shape_t<1>{64});
+  auto rv = std::make_shared<lux::Tensor<float, 1>>(lux::shape_t<1>{64});
+  auto y = std::make_shared<lux::Tensor<float, 4>>();
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
+  auto tg = std::make_shared<torch::Tensor>(as_torch(*g));
+  auto tbe = std::make_shared<torch::Tensor>(as_torch(*be));
+  auto trm = std::make_shared<torch::Tensor>(torch::zeros({64}));
+  auto trv = std::make_shared<torch::Tensor>(torch::ones({64}));
+  auto ty = std::make_shared<torch::Tensor>();
+  std::function<void()> run_lux, run_torch;
+  if (group) {
+    run_lux = [=] { *y = lux::groupnorm(*x, *g, *be, 32, lux::identity{}, 1e-5f).y; };
+    run_torch = [=] { *ty = torch::group_norm(*tx, 32, *tg, *tbe, 1e-5); };
+  } else {
+    run_lux = [=] {
+      *y = lux::batchnorm(*x, *g, *be, *rm, *rv, true, lux::identity{}, 0.1f, 1e-5f).y;
+    };
+    run_torch = [=] {
+      *ty = torch::batch_norm(*tx, *tg, *tbe, *trm, *trv, true, 0.1, 1e-5, false);
+    };
+  }
+  return {group ? "groupnorm G=32 (56,56,64,32) fwd" : "batchnorm train (56,56,64,32) fwd",
+          workload::memory,
+          2.0 * double(x->numel()) * 4,
+          run_lux,
+          run_torch,
+          [=] {
+            run_lux();
+            run_torch();
+            return rel_error(y->data(), *ty);
+          },
+          {}};
+}
+
+/// y = relu(W x + b): lux (out, batch) column-major is torch's (batch, out) row-major.
+workload dense(index_t in, index_t out, index_t batch, bool backward) {
+  auto W = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({out, in}, 10, -0.05f, 0.05f));
+  auto x = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({in, batch}, 11));
+  auto b = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({out}, 12));
+  auto dy = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({out, batch}, 13));
+  auto y = std::make_shared<lux::Tensor<float, 2>>();
+  auto dx = std::make_shared<lux::Tensor<float, 2>>();
+  // torch: W^T over lux's memory is (in, out) row-major; the layer's weight is its transpose.
+  auto tWt = std::make_shared<torch::Tensor>(as_torch(*W).detach().requires_grad_(backward));
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x).detach().requires_grad_(backward));
+  auto tb = std::make_shared<torch::Tensor>(as_torch(*b).detach().requires_grad_(backward));
+  auto tdy = std::make_shared<torch::Tensor>(as_torch(*dy));
+  auto ty = std::make_shared<torch::Tensor>();
+  std::function<void()> run_lux, run_torch;
+  if (!backward) {
+    run_lux = [=] { *y = lux::fused_dense_bias_activation(lux::relu{}, *W, *x, *b); };
+    run_torch = [=] { *ty = torch::relu(torch::addmm(*tb, *tx, *tWt)); };
+  } else {
+    run_lux = [=] {
+      auto r = lux::fused_dense_bias_activation_forward(lux::relu{}, *W, *x, *b);
+      auto g = lux::fused_dense_bias_activation_backward(lux::relu{}, *dy, *W, *x, *b, r);
+      *dx = std::move(g.dx);
+      *y = std::move(r.y);
+    };
+    run_torch = [=] {
+      tWt->mutable_grad() = torch::Tensor();
+      tx->mutable_grad() = torch::Tensor();
+      tb->mutable_grad() = torch::Tensor();
+      auto out_ = torch::relu(torch::addmm(*tb, *tx, *tWt));
+      out_.backward(*tdy);
+    };
+  }
+  const double flops = 2.0 * double(in) * double(out) * double(batch) * (backward ? 3 : 1);
+  const std::string name = "dense+bias+relu " + std::to_string(in) + "→" + std::to_string(out) +
+                           " B" + std::to_string(batch) + (backward ? " fwd+bwd" : " fwd");
+  auto A = std::make_shared<torch::Tensor>(torch::rand({batch, in}));
+  auto B = std::make_shared<torch::Tensor>(torch::rand({in, out}));
+  const int passes = backward ? 3 : 1;
+  return {name,
+          workload::compute,
+          flops,
+          run_lux,
+          run_torch,
+          [=] {
+            run_lux();
+            if (!backward) {
+              run_torch();
+              return rel_error(y->data(), *ty);
+            }
+            // relu's derivative from luxcpp's y in both, so a pre-activation within rounding of
+            // 0 cannot flip between the libraries (it does, once in millions, on these sizes).
+            tx->mutable_grad() = torch::Tensor();
+            torch::addmm(*tb, *tx, *tWt).backward(*tdy * (as_torch(*y) > 0).to(torch::kFloat32));
+            return rel_error(dx->data(), tx->grad());
+          },
+          [=] {
+            torch::NoGradGuard ng;
+            return seconds_of([&] {
+              for (int p = 0; p < passes; ++p) (void)torch::mm(*A, *B);
+            });
+          }};
+}
+
+/// conv + bias + relu; lux (W, H, C, N) is torch's NCHW, and lux's (kw, kh, Cin, Cout) kernel
+/// torch's (Cout, Cin, kh, kw); cross-correlation (PyTorch's convention).
+workload conv(const char* name, lux::shape_t<4> xs, lux::shape_t<4> ws, index_t stride, index_t pad,
+              index_t groups, bool backward) {
+  const auto cd = lux::conv_dims<2>{}
+                      .with_stride(stride)
+                      .with_pad(pad)
+                      .with_groups(groups)
+                      .with_cross_correlation();
+  auto x = std::make_shared<lux::Tensor<float, 4>>(uniform<float, 4>(xs, 20));
+  auto w = std::make_shared<lux::Tensor<float, 4>>(uniform<float, 4>(ws, 21, -0.1f, 0.1f));
+  auto b = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({ws[3]}, 22));
+  const auto ys = lux::conv_output_shape<2>(xs, ws, cd);
+  auto dy = std::make_shared<lux::Tensor<float, 4>>(uniform<float, 4>(ys, 23));
+  auto y = std::make_shared<lux::Tensor<float, 4>>();
+  auto dx = std::make_shared<lux::Tensor<float, 4>>();
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x).detach().requires_grad_(backward));
+  auto tw = std::make_shared<torch::Tensor>(as_torch(*w).detach().requires_grad_(backward));
+  auto tb = std::make_shared<torch::Tensor>(as_torch(*b).detach().requires_grad_(backward));
+  auto tdy = std::make_shared<torch::Tensor>(as_torch(*dy));
+  auto ty = std::make_shared<torch::Tensor>();
+  std::function<void()> run_lux, run_torch;
+  const auto tconv = [=] {
+    return torch::relu(torch::conv2d(*tx, *tw, *tb, {stride, stride}, {pad, pad}, {1, 1}, groups));
+  };
+  if (!backward) {
+    run_lux = [=] { *y = lux::fused_conv_bias_activation(lux::relu{}, *w, *x, *b, cd); };
+    run_torch = [=] { *ty = tconv(); };
+  } else {
+    run_lux = [=] {
+      auto r = lux::fused_conv_bias_activation_forward(lux::relu{}, *w, *x, *b, cd);
+      auto g = lux::fused_conv_bias_activation_backward(lux::relu{}, *dy, *w, *x, *b, r.y,
+                                                        lux::none, cd);
+      *dx = std::move(g.dx);
+      *y = std::move(r.y);
+    };
+    run_torch = [=] {
+      tx->mutable_grad() = torch::Tensor();
+      tw->mutable_grad() = torch::Tensor();
+      tb->mutable_grad() = torch::Tensor();
+      tconv().backward(*tdy);
+    };
+  }
+  double flops = 2.0 * double(ys[0] * ys[1] * ys[2] * ys[3]) * double(ws[0] * ws[1] * ws[2]);
+  if (backward) flops *= 3;
+  return {std::string(name) + (backward ? " fwd+bwd" : " fwd"),
+          workload::compute,
+          flops,
+          run_lux,
+          run_torch,
+          [=] {
+            run_lux();
+            if (!backward) {
+              run_torch();
+              return rel_error(y->data(), *ty);
+            }
+            // relu's derivative from luxcpp's y in both (see dense).
+            tx->mutable_grad() = torch::Tensor();
+            torch::conv2d(*tx, *tw, *tb, {stride, stride}, {pad, pad}, {1, 1}, groups)
+                .backward(*tdy * (as_torch(*y) > 0).to(torch::kFloat32));
+            return rel_error(dx->data(), tx->grad());
+          },
+          {}};
+}
+
+/// C = A B per batch; lux's column-major (m, k, batch) A is torch's row-major (batch, k, m) Aᵀ,
+/// so lux's C = A B is torch's Cᵀ = Bᵀ Aᵀ.
+workload bmm(index_t n, index_t batch) {
+  auto a = std::make_shared<lux::Tensor<float, 3>>(uniform<float, 3>({n, n, batch}, 30));
+  auto b = std::make_shared<lux::Tensor<float, 3>>(uniform<float, 3>({n, n, batch}, 31));
+  auto c = std::make_shared<lux::Tensor<float, 3>>();
+  auto ta = std::make_shared<torch::Tensor>(as_torch(*a));
+  auto tb = std::make_shared<torch::Tensor>(as_torch(*b));
+  auto tc = std::make_shared<torch::Tensor>();
+  const auto run_lux = [=] { *c = lux::batched_matmul(*a, *b); };
+  const auto run_torch = [=] { *tc = torch::bmm(*tb, *ta); };
+  auto A = std::make_shared<torch::Tensor>(torch::rand({n, n}));
+  return {"bmm " + std::to_string(batch) + "×" + std::to_string(n) + "³ fwd",
+          workload::compute,
+          2.0 * double(n) * double(n) * double(n) * double(batch),
+          run_lux,
+          run_torch,
+          [=] {
+            run_lux();
+            run_torch();
+            return rel_error(c->data(), *tc);
+          },
+          [=] {
+            torch::NoGradGuard ng;
+            return seconds_of([&] {
+              for (index_t i = 0; i < batch; ++i) (void)torch::mm(*A, *A);
+            });
+          }};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 15;
+  std::vector<int> thread_counts = {1, 2};
+  std::string filter;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--reps")
+      reps = std::max(10, std::atoi(v.c_str()));
+    else if (k == "--filter")
+      filter = v;
+    else if (k == "--threads") {
+      thread_counts.clear();
+      for (char ch : v)
+        if (ch >= '1' && ch <= '9') thread_counts.push_back(ch - '0');
+    }
+  }
+  std::vector<workload> all;
+  all.push_back(activation("relu", lux::relu{}, torch_relu));
+  all.push_back(activation("tanh", lux::tanh_{}, torch_tanh));
+  all.push_back(activation("sigmoid", lux::sigmoid{}, torch_sigmoid));
+  all.push_back(activation("gelu (tanh)", lux::gelu{}, torch_gelu));
+  all.push_back(bias_relu());
+  all.push_back(layernorm());
+  all.push_back(batchnorm(false));
+  all.push_back(batchnorm(true));
+  all.push_back(dense(1024, 1024, 256, false));
+  all.push_back(dense(1024, 1024, 256, true));
+  all.push_back(dense(4096, 4096, 64, true));
+  all.push_back(
+      conv("conv 3×3 (56,56,64,32)→64", {56, 56, 64, 32}, {3, 3, 64, 64}, 1, 1, 1, false));
+  all.push_back(conv("conv 3×3 (56,56,64,32)→64", {56, 56, 64, 32}, {3, 3, 64, 64}, 1, 1, 1, true));
+  all.push_back(
+      conv("conv 7×7 s2 (224,224,3,8)→64", {224, 224, 3, 8}, {7, 7, 3, 64}, 2, 3, 1, false));
+  all.push_back(
+      conv("depthwise 3×3 (56,56,64,32)", {56, 56, 64, 32}, {3, 3, 1, 64}, 1, 1, 64, false));
+  all.push_back(
+      conv("depthwise 3×3 (56,56,64,32)", {56, 56, 64, 32}, {3, 3, 1, 64}, 1, 1, 64, true));
+  all.push_back(bmm(256, 64));
+
+  std::printf("luxcpp vs LibTorch %s (%s), median of %d alternating repetitions\n", TORCH_VERSION,
+              at::get_parallel_info().c_str(), reps);
+  int failed = 0;
+  for (const int threads : thread_counts) {
+#if defined(_OPENMP)
+    omp_set_num_threads(threads);
+#endif
+    torch::set_num_threads(threads);
+    limits lim{copy_bandwidth(2), fma_peak(threads)};
+    std::printf(
+        "\n### %d thread%s\n\nmachine: 2-thread copy %.1f GB/s, FMA peak at %d thread%s "
+        "%.0f GFLOP/s\n\n",
+        threads, threads > 1 ? "s" : "", lim.copy_gbs, threads, threads > 1 ? "s" : "",
+        lim.fma_gflops);
+    std::printf(
+        "| workload | luxcpp | PyTorch | PyTorch ÷ luxcpp | luxcpp of limit | PyTorch of "
+        "limit | luxcpp ÷ sgemm | max rel. error |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& w : all) {
+      if (!filter.empty() && w.name.find(filter) == std::string::npos) continue;
+      const row r = measure(w, reps, lim);
+      const char* unit = w.kind == workload::memory ? "copy" : "FMA";
+      std::printf("| %s | %.2f ms | %.2f ms | **%.2f** | %.2f %s | %.2f %s | %s | %.1e%s |\n",
+                  r.name.c_str(), r.lux_ms, r.torch_ms, r.torch_ms / r.lux_ms, r.lux_frac, unit,
+                  r.torch_frac, unit,
+                  r.sgemm_frac > 0 ? (std::to_string(r.sgemm_frac).substr(0, 4)).c_str() : "—",
+                  r.error, r.error > 1e-4 ? " **MISMATCH**" : "");
+      std::fflush(stdout);
+      if (r.error > 1e-4) failed = 1;
+    }
+  }
+  return failed;
+}
