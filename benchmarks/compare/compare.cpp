@@ -18,6 +18,8 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,6 +29,7 @@
 #include <functional>
 #include <lux/lux.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 
@@ -145,9 +148,14 @@ row measure(const workload& w, int reps, const limits& lim) {
     w.lux_run();
     w.torch_run();
   }
+  // A pause before every timed run: OpenBLAS's pthreads spin for a while after a call, and a
+  // 2-thread region started meanwhile loses a core to them (seen: 42 ms instead of 8 ms).
+  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
   std::vector<double> tl, tt;
   for (int i = 0; i < reps; ++i) {
+    settle();
     tl.push_back(seconds_of(w.lux_run));
+    settle();
     tt.push_back(seconds_of(w.torch_run));
   }
   const double sl = median(tl), st = median(tt);
@@ -491,12 +499,18 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
 #endif
     torch::set_num_threads(threads);
+    // torch::set_num_threads sets ATen's OpenMP pool only; Debian's PyTorch runs its GEMMs in
+    // OpenBLAS (pthreads build), whose pool is set separately.
+    if (auto* set_blas =
+            reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+      set_blas(threads);
+    auto* get_blas = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
     limits lim{copy_bandwidth(2), fma_peak(threads)};
     std::printf(
         "\n### %d thread%s\n\nmachine: 2-thread copy %.1f GB/s, FMA peak at %d thread%s "
-        "%.0f GFLOP/s\n\n",
+        "%.0f GFLOP/s; threads: luxcpp (OpenMP) %d, ATen %d, OpenBLAS %d\n\n",
         threads, threads > 1 ? "s" : "", lim.copy_gbs, threads, threads > 1 ? "s" : "",
-        lim.fma_gflops);
+        lim.fma_gflops, threads, torch::get_num_threads(), get_blas ? get_blas() : -1);
     std::printf(
         "| workload | luxcpp | PyTorch | PyTorch ÷ luxcpp | luxcpp of limit | PyTorch of "
         "limit | luxcpp ÷ sgemm | max rel. error |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
