@@ -131,6 +131,9 @@ TEST_CASE("allreduce: avg of an integer leaf is an argument_error on every rank"
   auto t = tree_of(world().local_rank());
   CHECK_THROWS_WITH(dist::allreduce(world(), t, dist::reduce_op::avg),
                     Catch::Contains("avg of the integer leaf \"count\""));
+  // Checked before any leaf is reduced: the tree is untouched.
+  CHECK(values(t) == values(tree_of(world().local_rank())));
+  CHECK_THROWS_AS(dist::reduce(world(), t, dist::reduce_op::avg, 0), lux::argument_error);
 }
 
 TEST_CASE("bcast and reduce: root's values everywhere, the reduction at root only",

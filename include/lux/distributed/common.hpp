@@ -259,14 +259,12 @@ constexpr void check_reducible(std::string_view path, reduce_op op, const char* 
 }
 
 template <class Backend, class Leaf>
-void allreduce_leaf(const Backend& b, Leaf& leaf, reduce_op op, int root, std::string_view path,
-                    const char* name) {
+void allreduce_leaf(const Backend& b, Leaf& leaf, reduce_op op, int root) {
   using L = std::remove_cvref_t<Leaf>;
   if constexpr (is_array_v<L>) {
     check_device<Backend, L>();
     using T = array_value_t<L>;
     if constexpr (is_collective_element_v<T>) {
-      check_reducible<T>(path, op, name);
       auto* p = mutable_data(leaf);
       if (root < 0)
         b.allreduce(p, p, leaf.numel(), op);
@@ -274,11 +272,15 @@ void allreduce_leaf(const Backend& b, Leaf& leaf, reduce_op op, int root, std::s
         b.reduce(p, leaf.numel(), op, root);
     }
   } else if constexpr (is_collective_element_v<L>) {
-    check_reducible<L>(path, op, name);
     b.allreduce_host_scalar(leaf, op, root);
   }
   // Other leaves (flags, rngs) are left as they are: there is nothing to add.
 }
+
+/// Before any reduction: avg needs floating-point leaves (checked on every leaf first, so a
+/// rejected tree is left untouched; the ranks agree on the layout, hence on the verdict).
+template <class Tree>
+void check_avg_leaves(Tree& tree, reduce_op op, const char* name);
 
 template <class Backend, class Tree, class F>
 void for_each_leaf_of(Tree& tree, F&& f) {
@@ -286,6 +288,20 @@ void for_each_leaf_of(Tree& tree, F&& f) {
     for_each_leaf(tree, [&](std::string_view path, auto& leaf) { f(path, leaf); });
   else
     f(std::string_view(), tree);
+}
+
+template <class Tree>
+void check_avg_leaves(Tree& tree, reduce_op op, const char* name) {
+  if (op != reduce_op::avg) return;
+  for_each_leaf_of<void>(tree, [&](std::string_view path, auto& leaf) {
+    using L = std::remove_cvref_t<decltype(leaf)>;
+    if constexpr (is_array_v<L>) {
+      if constexpr (is_collective_element_v<array_value_t<L>>)
+        check_reducible<array_value_t<L>>(path, op, name);
+    } else if constexpr (is_collective_element_v<L>) {
+      check_reducible<L>(path, op, name);
+    }
+  });
 }
 
 }  // namespace detail
@@ -311,9 +327,9 @@ void bcast(const Backend& b, X&& x, int root = 0) {  // a TensorView temporary
 template <class Backend, class X>
 void allreduce(const Backend& b, X& x, reduce_op op) {
   detail::check_same_layout(b, detail::describe(x), "distributed::allreduce");
-  detail::for_each_leaf_of<Backend>(x, [&](std::string_view path, auto& leaf) {
-    detail::allreduce_leaf(b, leaf, op, -1, path, "distributed::allreduce");
-  });
+  detail::check_avg_leaves(x, op, "distributed::allreduce");
+  detail::for_each_leaf_of<Backend>(
+      x, [&](std::string_view, auto& leaf) { detail::allreduce_leaf(b, leaf, op, -1); });
 }
 template <class Backend, class X>
 requires is_array_v<X>
@@ -324,9 +340,9 @@ template <class Backend, class X>
 void reduce(const Backend& b, X& x, reduce_op op, int root = 0) {
   detail::check_root(b, root, "distributed::reduce");
   detail::check_same_layout(b, detail::describe(x), "distributed::reduce");
-  detail::for_each_leaf_of<Backend>(x, [&](std::string_view path, auto& leaf) {
-    detail::allreduce_leaf(b, leaf, op, root, path, "distributed::reduce");
-  });
+  detail::check_avg_leaves(x, op, "distributed::reduce");
+  detail::for_each_leaf_of<Backend>(
+      x, [&](std::string_view, auto& leaf) { detail::allreduce_leaf(b, leaf, op, root); });
 }
 template <class Backend, class X>
 requires is_array_v<X>

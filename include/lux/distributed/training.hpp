@@ -147,15 +147,16 @@ data_shard shard_of(const Backend& b) {
 /// it; distributed_error on every rank when they would get different numbers of batches.
 template <class Backend, class Data>
 auto sharded_loader(const Backend& b, Data&& data, dataloader_options options = {}) {
-  require<argument_error>(options.shard.rank == 0 && options.shard.nranks == 1,
-                          "distributed::sharded_loader: options.shard is set by the backend");
-  options.shard = shard_of(b);
-  // Every rank must reach the agreement check below, even one whose shard is invalid.
+  // Every rank must reach the agreement below, even one whose arguments are wrong: a local
+  // error is carried to it, not thrown before it.
   std::string problem;
   index_t batches = -1;
   using L = decltype(DataLoader(std::forward<Data>(data), options));
   std::optional<L> loader;
   try {
+    require<argument_error>(options.shard.rank == 0 && options.shard.nranks == 1,
+                            "distributed::sharded_loader: options.shard is set by the backend");
+    options.shard = shard_of(b);
     loader.emplace(std::forward<Data>(data), options);
     batches = loader->size();
   } catch (const error& e) {
