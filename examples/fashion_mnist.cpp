@@ -80,12 +80,7 @@ int main(int argc, char** argv) {
     lux::TrainState ts(model, ps, st, lux::optim::Adam{opt.lr});
     lux::DataLoader loader(std::tie(train.images, train.labels),
                            {.batchsize = opt.batch_size, .shuffle = true, .rng = rng.split(1)});
-    const auto steps_per_epoch = static_cast<std::int64_t>(loader.size());
-    ts.schedule = lux::optim::cosine_annealing{
-        .eta_min = 0,
-        .eta_max = opt.lr,
-        .period = std::max<std::int64_t>(1, opt.epochs * steps_per_epoch - opt.warmup),
-        .warmup_steps = opt.warmup};
+    ts.schedule = lux_examples::learning_rate_schedule(opt, std::int64_t(loader.size()));
 
     std::filesystem::create_directories(opt.out_dir);
     const std::string csv_path = opt.out_dir + "/metrics.csv";

@@ -91,12 +91,7 @@ int main(int argc, char** argv) {
     auto loader =
         dist::sharded_loader(backend, std::tie(train.images, train.labels),
                              {.batchsize = opt.batch_size, .shuffle = true, .rng = rng.split(1)});
-    const auto steps_per_epoch = static_cast<std::int64_t>(loader.size());
-    ts.schedule = lux::optim::cosine_annealing{
-        .eta_min = 0,
-        .eta_max = opt.lr,
-        .period = std::max<std::int64_t>(1, opt.epochs * steps_per_epoch - opt.warmup),
-        .warmup_steps = opt.warmup};
+    ts.schedule = lux_examples::learning_rate_schedule(opt, std::int64_t(loader.size()));
     if (lead)
       std::printf(
           "Fashion-MNIST: %td training images in %d shards of about %td, global batch %d "

@@ -291,6 +291,28 @@ workload batchnorm(bool group) {
           {}};
 }
 
+/// The check of a layer y = relu(linear(x)): forward compares y; forward+backward compares dx,
+/// with relu's derivative taken from luxcpp's y in both, so a pre-activation within rounding of 0
+/// cannot flip between the libraries (it does, once in millions, on these sizes).
+template <class Y, class DX>
+std::function<double()> relu_layer_check(bool backward, std::function<void()> run_lux,
+                                         std::function<void()> run_torch,
+                                         std::function<torch::Tensor()> linear,
+                                         std::shared_ptr<Y> y, std::shared_ptr<torch::Tensor> ty,
+                                         std::shared_ptr<DX> dx, std::shared_ptr<torch::Tensor> tx,
+                                         std::shared_ptr<torch::Tensor> tdy) {
+  return [=] {
+    run_lux();
+    if (!backward) {
+      run_torch();
+      return rel_error(y->data(), *ty);
+    }
+    tx->mutable_grad() = torch::Tensor();
+    linear().backward(*tdy * (as_torch(*y) > 0).to(torch::kFloat32));
+    return rel_error(dx->data(), tx->grad());
+  };
+}
+
 /// y = relu(W x + b): lux (out, batch) column-major is torch's (batch, out) row-major.
 workload dense(index_t in, index_t out, index_t batch, bool backward) {
   auto W = std::make_shared<lux::Tensor<float, 2>>(uniform<float, 2>({out, in}, 10, -0.05f, 0.05f));
@@ -335,18 +357,9 @@ workload dense(index_t in, index_t out, index_t batch, bool backward) {
           flops,
           run_lux,
           run_torch,
-          [=] {
-            run_lux();
-            if (!backward) {
-              run_torch();
-              return rel_error(y->data(), *ty);
-            }
-            // relu's derivative from luxcpp's y in both, so a pre-activation within rounding of
-            // 0 cannot flip between the libraries (it does, once in millions, on these sizes).
-            tx->mutable_grad() = torch::Tensor();
-            torch::addmm(*tb, *tx, *tWt).backward(*tdy * (as_torch(*y) > 0).to(torch::kFloat32));
-            return rel_error(dx->data(), tx->grad());
-          },
+          relu_layer_check(
+              backward, run_lux, run_torch, [=] { return torch::addmm(*tb, *tx, *tWt); }, y, ty, dx,
+              tx, tdy),
           [=] {
             torch::NoGradGuard ng;
             return seconds_of([&] {
@@ -405,18 +418,12 @@ workload conv(const char* name, lux::shape_t<4> xs, lux::shape_t<4> ws, index_t 
           flops,
           run_lux,
           run_torch,
-          [=] {
-            run_lux();
-            if (!backward) {
-              run_torch();
-              return rel_error(y->data(), *ty);
-            }
-            // relu's derivative from luxcpp's y in both (see dense).
-            tx->mutable_grad() = torch::Tensor();
-            torch::conv2d(*tx, *tw, *tb, {stride, stride}, {pad, pad}, {1, 1}, groups)
-                .backward(*tdy * (as_torch(*y) > 0).to(torch::kFloat32));
-            return rel_error(dx->data(), tx->grad());
-          },
+          relu_layer_check(
+              backward, run_lux, run_torch,
+              [=] {
+                return torch::conv2d(*tx, *tw, *tb, {stride, stride}, {pad, pad}, {1, 1}, groups);
+              },
+              y, ty, dx, tx, tdy),
           {}};
 }
 

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdint>
 #include <lux/io/idx.hpp>
+#include <lux/training/optim/schedules.hpp>
 #include <string>
 
 namespace lux_examples {
@@ -43,6 +45,16 @@ struct fashion_mnist_options {
         ->check(CLI::Range(0.0, 1.0));
   }
 };
+
+/// Adam's learning rate: warmed up linearly over `warmup` steps, then cosine-annealed to 0 by
+/// the last step.
+inline lux::optim::cosine_annealing learning_rate_schedule(const fashion_mnist_options& o,
+                                                           std::int64_t steps_per_epoch) {
+  return {.eta_min = 0,
+          .eta_max = o.lr,
+          .period = std::max<std::int64_t>(1, o.epochs * steps_per_epoch - o.warmup),
+          .warmup_steps = o.warmup};
+}
 
 /// The training and test splits, each cut to its first `limit` images when limit > 0.
 struct fashion_mnist_data {
