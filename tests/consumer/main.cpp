@@ -34,6 +34,19 @@ int main() {
   lux::load(path, ps2);
   std::filesystem::remove(path);
   ok = ok && last < first / 2 && ps2.get<"weight">()(0, 1) == ts.params().get<"weight">()(0, 1);
+#if defined(LUXCPP_RUNTIME_DISPATCH)
+  // Built with default flags and linked with libluxcpp_dispatch: a looped kernel must run the
+  // copy precompiled for the best instruction set this CPU has (none to run on a pre-AVX2 CPU).
+  const auto level = lux::dispatch::active();
+  const auto before = lux::dispatch::calls(level);
+  lux::Tensor<float, 1> g(lux::shape_t<1>{1000}, 1.0f);
+  const auto gy = lux::fast_activation(lux::gelu{}, g);
+  const bool dispatched =
+      level == lux::dispatch::level::baseline || lux::dispatch::calls(level) == before + 1;
+  ok = ok && dispatched && std::fabs(gy[999] - 0.841192f) < 1e-5f;
+  std::printf("luxcpp consumer: this translation unit is %s; kernels dispatch to %s%s\n",
+              lux::simd_isa_name(), lux::dispatch::name(level), dispatched ? "" : " (NOT REACHED)");
+#endif
   std::printf("luxcpp consumer: %s (sum sigmoid = %.6f)\n", ok ? "ok" : "MISMATCH", sum_sigmoid);
   return ok ? 0 : 1;
 }

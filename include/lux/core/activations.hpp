@@ -105,6 +105,7 @@
 
 #include <cmath>
 #include <concepts>
+#include <tuple>
 #include <type_traits>
 
 #include "lux/core/config.hpp"
@@ -718,6 +719,24 @@ struct activation_traits {
   static constexpr int cost = F::cost;
   static constexpr const char* name = F::name;
 };
+
+/// The library's own activation functors, as a type list (std::tuple of the types): the run-time
+/// instruction-set dispatch (lux/core/dispatch.hpp) precompiles the looped kernels for these.
+using builtin_activations = std::tuple<identity, relu, relu6, leakyrelu, hardtanh, hardsigmoid, elu,
+                                       selu, sigmoid, sigmoid_fast, logsigmoid, tanh_, tanh_fast,
+                                       softplus, softsign, gelu, gelu_erf, swish, mish>;
+
+namespace detail {
+template <class F, class List>
+inline constexpr bool is_in_list_v = false;
+template <class F, class... Fs>
+inline constexpr bool is_in_list_v<F, std::tuple<Fs...>> = (std::is_same_v<F, Fs> || ...);
+}  // namespace detail
+
+/// F is one of lux's own activation functors (a user functor with the same `name` is not).
+template <class F>
+inline constexpr bool is_builtin_activation_v =
+    detail::is_in_list_v<std::remove_cv_t<F>, builtin_activations>;
 
 /// f'(x) given both x and y = f(x): passes whichever the functor's derivative takes.
 template <activation_function F, class V>

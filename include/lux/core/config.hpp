@@ -26,8 +26,7 @@
 #define LUXCPP_VERSION_MINOR 1
 #define LUXCPP_VERSION_PATCH 0
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
-    defined(__AVX512VL__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
 #define LUX_ISA_NAMESPACE isa_avx512
 #define LUX_ISA_NAME "avx512"
 #elif defined(__AVX512F__)
@@ -69,6 +68,20 @@
 #else
 #define LUX_ISA_NAMESPACE isa_scalar
 #define LUX_ISA_NAME "scalar"
+#endif
+
+// Run-time dispatch rank of this translation unit's instruction set (lux/core/dispatch.hpp): 2 for
+// AVX-512 F+BW+DQ+VL, 1 for AVX2 + FMA or AVX-512F alone, 0 for everything older; -1 where the
+// run-time dispatch does not apply (not x86-64, or not GCC/Clang).
+#if !(defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)))
+#define LUX_ISA_DISPATCH_RANK (-1)
+#elif defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+    defined(__AVX512VL__)
+#define LUX_ISA_DISPATCH_RANK 2
+#elif defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define LUX_ISA_DISPATCH_RANK 1
+#else
+#define LUX_ISA_DISPATCH_RANK 0
 #endif
 
 #define LUX_NAMESPACE_BEGIN \

@@ -14,6 +14,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -34,6 +35,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void fast_activation(looped_op, const F& f, const T* x, T* y, index_t n) {
   LUX_TRACE_KERNEL("looped_op", "fast_activation");
+  LUX_DISPATCH("fast_activation", (T, F), f, x, y, n);
   parallel_chunks(n, [&](index_t lo, index_t hi) {
     simd::transform(
         hi - lo, y + lo, [&f](auto v) { return f(v); }, x + lo);
@@ -45,6 +47,7 @@ template <class T, class F, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void activation_backward(looped_op, const F& f, const T* dy, const T* arg, T* dx, index_t n) {
   LUX_TRACE_KERNEL("looped_op", "activation_backward");
+  LUX_DISPATCH("activation_backward", (T, F), f, dy, arg, dx, n);
   parallel_chunks(n, [&](index_t lo, index_t hi) {
     simd::transform(
         hi - lo, dx + lo, [&f](auto d, auto a) { return d * f.derivative(a); }, dy + lo, arg + lo);

@@ -20,6 +20,7 @@
 #include "lux/core/kernel_trace.hpp"
 
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/tensor.hpp"
@@ -142,6 +143,7 @@ requires bmm_looped::is_gemm_real_v<T>
 void batched_matmul_kernel(looped_op, TensorView<const T, 3> a, op opa, TensorView<const T, 3> b,
                            op opb, TensorView<T, 3> c) {
   LUX_TRACE_KERNEL("looped_op", "batched_matmul_kernel");
+  LUX_DISPATCH("batched_matmul_kernel", (T), a, opa, b, opb, c);
   using namespace bmm_looped;
   const index_t m = c.size(0), n = c.size(1), L = c.size(2);
   const index_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);
@@ -167,6 +169,7 @@ void batched_matmul_backward_kernel(looped_op, TensorView<const T, 3> dc, Tensor
                                     op opa, TensorView<const T, 3> b, op opb, TensorView<T, 3> da,
                                     TensorView<T, 3> db) {
   LUX_TRACE_KERNEL("looped_op", "batched_matmul_backward_kernel");
+  LUX_DISPATCH("batched_matmul_backward_kernel", (T), dc, a, opa, b, opb, da, db);
   using namespace bmm_looped;
   const index_t m = dc.size(0), n = dc.size(1), L = dc.size(2);
   const index_t ra = a.size(0), ca = a.size(1), rb = b.size(0), cb = b.size(1);

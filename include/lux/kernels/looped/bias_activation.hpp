@@ -17,6 +17,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -33,6 +34,7 @@ requires elementwise::is_simd_real_v<T>
 void bias_activation(looped_op, const F& f, const T* x, const T* b, T* y, index_t inner, index_t C,
                      index_t outer) {
   LUX_TRACE_KERNEL("looped_op", "bias_activation");
+  LUX_DISPATCH("bias_activation", (T, F), f, x, b, y, inner, C, outer);
   const index_t n = inner * C * outer;
   parallel_chunks(n, [&](index_t lo, index_t hi) {
     index_t k = lo;
@@ -64,6 +66,7 @@ requires elementwise::is_simd_real_v<T>
 void bias_activation_backward(looped_op, const F& f, const T* dy, const T* arg, const T* b, T* dx,
                               T* dbias, index_t inner, index_t C, index_t outer) {
   LUX_TRACE_KERNEL("looped_op", "bias_activation_backward");
+  LUX_DISPATCH("bias_activation_backward", (T, F), f, dy, arg, b, dx, dbias, inner, C, outer);
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   constexpr bool from_output = F::grad == grad_from::output;

@@ -46,6 +46,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
@@ -71,6 +72,7 @@ requires conv_looped::is_real_v<T>
 void conv_bias_activation(looped_op, const F& f, index_t pixels, index_t C, index_t batch,
                           const T* a, const T* b, T* y, T* z) {
   LUX_TRACE_KERNEL("looped_op", "conv_bias_activation");
+  LUX_DISPATCH("conv_bias_activation", (T, F), f, pixels, C, batch, a, b, y, z);
   using namespace conv_looped;
   const index_t items = C * batch;
   const int threads = plan_threads(items, static_cast<double>(pixels * items) * 8);
@@ -86,6 +88,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_bias_gradient(looped_op, index_t pixels, index_t C, index_t batch, const T* dy, T* db) {
   LUX_TRACE_KERNEL("looped_op", "conv_bias_gradient");
+  LUX_DISPATCH("conv_bias_gradient", (T), pixels, C, batch, dy, db);
   using namespace conv_looped;
   const int threads = plan_threads(C, static_cast<double>(pixels * C * batch));
   run_items(C, threads, [&](index_t c, int) {
@@ -100,6 +103,7 @@ requires conv_looped::is_real_v<T>
 void conv_activation_backward(looped_op mode, const F& f, index_t pixels, index_t C, index_t batch,
                               const T* dy, const T* arg, T* dz, T* db) {
   LUX_TRACE_KERNEL("looped_op", "conv_activation_backward");
+  LUX_DISPATCH("conv_activation_backward", (T, F), f, pixels, C, batch, dy, arg, dz, db);
   using namespace conv_looped;
   if constexpr (activation_traits<F>::is_identity) {
     if (dz != dy) std::copy_n(dy, pixels * C * batch, dz);
@@ -129,6 +133,7 @@ requires conv_looped::is_real_v<T>
 void conv_forward(looped_op, const conv_geometry& g, const T* x, const T* w, const T* b, const F& f,
                   T* y, T* z) {
   LUX_TRACE_KERNEL("looped_op", "conv_forward");
+  LUX_DISPATCH("conv_forward", (T, F), g, x, w, b, f, y, z);
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_forward<Arch>(g, x, w, b, f, y, z);
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
@@ -171,6 +176,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_backward_data(looped_op, const conv_geometry& g, const T* dy, const T* w, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "conv_backward_data");
+  LUX_DISPATCH("conv_backward_data", (T), g, dy, w, dx);
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_backward_data<Arch>(g, dy, w, dx);
   const index_t P = g.out_pixels(), Pin = g.in_pixels(), Kp = g.kernel_pixels();
@@ -216,6 +222,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires conv_looped::is_real_v<T>
 void conv_backward_filter(looped_op, const conv_geometry& g, const T* x, const T* dy, T* dw) {
   LUX_TRACE_KERNEL("looped_op", "conv_backward_filter");
+  LUX_DISPATCH("conv_backward_filter", (T), g, x, dy, dw);
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_backward_filter<Arch>(g, x, dy, dw);
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
@@ -269,6 +276,7 @@ requires conv_looped::is_real_v<T>
 void conv_backward(looped_op mode, const conv_geometry& g, const F& f, const T* dy, const T* arg,
                    const T* x, const T* w, T* dx, T* dw, T* db) {
   LUX_TRACE_KERNEL("looped_op", "conv_backward");
+  LUX_DISPATCH("conv_backward", (T, F), g, f, dy, arg, x, w, dx, dw, db);
   using namespace conv_looped;
   constexpr bool is_identity = activation_traits<F>::is_identity;
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
@@ -374,6 +382,7 @@ requires conv_looped::is_real_v<T>
 void conv_transpose_forward(looped_op mode, const conv_geometry& g, const T* x, const T* w,
                             const T* b, const F& f, T* y, T* z) {
   LUX_TRACE_KERNEL("looped_op", "conv_transpose_forward");
+  LUX_DISPATCH("conv_transpose_forward", (T, F), g, x, w, b, f, y, z);
   conv_backward_data(mode, g, x, w, y);
   if (b || z || !activation_traits<F>::is_identity)
     conv_bias_activation(mode, f, g.in_pixels(), g.c_in, g.batch, y, b, y, z);

@@ -24,6 +24,7 @@
 
 #include "lux/core/activations.hpp"
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
 #include "lux/core/simd.hpp"
@@ -258,6 +259,7 @@ requires dense_looped::is_gemm_real_v<T>
 void fused_dense_forward(looped_op, const F& f, TensorView<const T, 2> w, TensorView<const T, 2> x,
                          const T* b, TensorView<T, 2> y, T* z) {
   LUX_TRACE_KERNEL("looped_op", "fused_dense_forward");
+  LUX_DISPATCH("fused_dense_forward", (F, T), f, w, x, b, y, z);
   using namespace dense_looped;
   const index_t M = w.size(0), K = w.size(1), N = x.size(1);
   if (M == 0 || N == 0) return;
@@ -282,6 +284,7 @@ void fused_dense_backward(looped_op, const F& f, TensorView<const T, 2> dy,
                           TensorView<const T, 2> w, TensorView<const T, 2> x, const T* arg,
                           TensorView<T, 2> dw, TensorView<T, 2> dx, T* db) {
   LUX_TRACE_KERNEL("looped_op", "fused_dense_backward");
+  LUX_DISPATCH("fused_dense_backward", (F, T), f, dy, w, x, arg, dw, dx, db);
   using namespace dense_looped;
   const index_t M = w.size(0), K = w.size(1), N = x.size(1);
   constexpr bool identity = activation_traits<F>::is_identity;

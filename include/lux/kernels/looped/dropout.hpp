@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -124,6 +125,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void dropout(looped_op, const rng& r, T threshold, T invp, const T* x, T* y, T* mask, index_t n) {
   LUX_TRACE_KERNEL("looped_op", "dropout");
+  LUX_DISPATCH("dropout", (T), r, threshold, invp, x, y, mask, n);
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   parallel_chunks(n, [&](index_t lo, index_t hi) {
@@ -150,6 +152,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires elementwise::is_simd_real_v<T>
 void dropout_mask(looped_op, const rng& r, T threshold, T invp, T* mask, index_t n) {
   LUX_TRACE_KERNEL("looped_op", "dropout_mask");
+  LUX_DISPATCH("dropout_mask", (T), r, threshold, invp, mask, n);
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   parallel_chunks(n, [&](index_t lo, index_t hi) {
@@ -171,6 +174,7 @@ requires elementwise::is_simd_real_v<T>
 void broadcast_multiply(looped_op, const T* x, const shape_t<N>& xs, const T* m,
                         const shape_t<N>& ms, T* y) {
   LUX_TRACE_KERNEL("looped_op", "broadcast_multiply");
+  LUX_DISPATCH("broadcast_multiply", (T), x, xs, m, ms, y);
   // Merge dimensions into runs that are all "varying" (m has the size of x) or all
   // "broadcast" (m has size 1); dimensions where x has size 1 drop out. After merging, size[0]
   // is the innermost run and mstride[d] is m's stride along merged dimension d (0 = broadcast).
@@ -238,6 +242,7 @@ requires elementwise::is_simd_real_v<T>
 void alpha_dropout(looped_op, const rng& r, T threshold, T alpha, T A, T B, const T* x, T* y,
                    index_t n) {
   LUX_TRACE_KERNEL("looped_op", "alpha_dropout");
+  LUX_DISPATCH("alpha_dropout", (T), r, threshold, alpha, A, B, x, y, n);
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   const T dropped = A * alpha + B;
@@ -261,6 +266,7 @@ requires elementwise::is_simd_real_v<T>
 void alpha_dropout_backward(looped_op, const rng& r, T threshold, T A, const T* dy, T* dx,
                             index_t n) {
   LUX_TRACE_KERNEL("looped_op", "alpha_dropout_backward");
+  LUX_DISPATCH("alpha_dropout_backward", (T), r, threshold, A, dy, dx, n);
   using batch = xsimd::batch<T, Arch>;
   constexpr index_t W = static_cast<index_t>(batch::size);
   parallel_chunks(n, [&](index_t lo, index_t hi) {

@@ -42,6 +42,7 @@
 // and the per-sample path); this file dispatches among them.
 #pragma once
 
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/kernels/generic/normalization.hpp"
@@ -63,6 +64,7 @@ template <norm_looped::simd_float T, class F, class Arch = xsimd::default_arch>
 void normalization_forward(looped_op, const norm_layout& L, const T* x, T* y, norm_affine<T> aff,
                            const F& sigma, T epsilon, T* mean, T* var, T* inv_std) {
   LUX_TRACE_KERNEL("looped_op", "normalization_forward");
+  LUX_DISPATCH("normalization_forward", (T, F), L, x, y, aff, sigma, epsilon, mean, var, inv_std);
   if (L.across_batch)
     norm_looped::channels_forward<Arch>(norm_looped::fold_runs(L), x, y, aff, sigma, epsilon, mean,
                                         var, inv_std);
@@ -76,6 +78,7 @@ template <norm_looped::simd_float T, class F, class Arch = xsimd::default_arch>
 void normalization_apply(looped_op, const norm_layout& L, const T* x, T* y, norm_affine<T> aff,
                          const F& sigma, const T* mean, const T* inv_std) {
   LUX_TRACE_KERNEL("looped_op", "normalization_apply");
+  LUX_DISPATCH("normalization_apply", (T, F), L, x, y, aff, sigma, mean, inv_std);
   if (L.across_batch) {
     norm_looped::channels_apply<Arch>(norm_looped::fold_runs(L), x, y, aff, sigma, mean, inv_std,
                                       norm_looped::streams_for<T>(L));
@@ -95,6 +98,8 @@ void normalization_backward(looped_op, const norm_layout& L, const T* dy, const 
                             norm_affine<T> aff, const F& sigma, const T* mean, const T* inv_std,
                             bool batch_statistics, T* dx, bool affine_grads, T* dscale, T* dbias) {
   LUX_TRACE_KERNEL("looped_op", "normalization_backward");
+  LUX_DISPATCH("normalization_backward", (T, F), L, dy, x, y, aff, sigma, mean, inv_std,
+               batch_statistics, dx, affine_grads, dscale, dbias);
   if (L.across_batch)
     norm_looped::channels_backward<Arch>(norm_looped::fold_runs(L), dy, x, y, aff, sigma, mean,
                                          inv_std, batch_statistics, dx, affine_grads, dscale,

@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -518,6 +519,7 @@ template <class T>
 requires pool_looped::fast_type_v<T>
 void maxpool(looped_op, const pool_geometry& g, const T* x, T* y, std::int32_t* argmax) {
   LUX_TRACE_KERNEL("looped_op", "maxpool");
+  LUX_DISPATCH("maxpool", (T), g, x, y, argmax);
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes,
@@ -562,6 +564,7 @@ template <class T>
 requires pool_looped::fast_type_v<T>
 void meanpool(looped_op, const pool_geometry& g, const T* x, T* y) {
   LUX_TRACE_KERNEL("looped_op", "meanpool");
+  LUX_DISPATCH("meanpool", (T), g, x, y);
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes, [&](index_t p) { pool_looped::mean_plane(g, x + p * in_plane, y + p * out_plane); },
@@ -572,6 +575,7 @@ template <class T>
 requires pool_looped::fast_type_v<T>
 void meanpool_backward(looped_op, const pool_geometry& g, const T* dy, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "meanpool_backward");
+  LUX_DISPATCH("meanpool_backward", (T), g, dy, dx);
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   parallel_for(
       g.planes,

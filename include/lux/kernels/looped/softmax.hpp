@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -377,6 +378,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void softmax_forward(looped_op, const softmax_geometry& g, const T* x, T* y) {
   LUX_TRACE_KERNEL("looped_op", "softmax_forward");
+  LUX_DISPATCH("softmax_forward", (T), g, x, y);
   if (g.inner == 1)
     softmax_looped::softmax_columns<Arch>(g, x, y);
   else
@@ -387,6 +389,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsoftmax_forward(looped_op, const softmax_geometry& g, const T* x, T* y) {
   LUX_TRACE_KERNEL("looped_op", "logsoftmax_forward");
+  LUX_DISPATCH("logsoftmax_forward", (T), g, x, y);
   if (g.inner == 1)
     softmax_looped::logsoftmax_columns<Arch>(g, x, y);
   else
@@ -397,6 +400,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsumexp_forward(looped_op, const softmax_geometry& g, const T* x, T* lse) {
   LUX_TRACE_KERNEL("looped_op", "logsumexp_forward");
+  LUX_DISPATCH("logsumexp_forward", (T), g, x, lse);
   if (g.inner == 1)
     softmax_looped::logsumexp_columns<Arch>(g, x, lse);
   else
@@ -407,6 +411,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void softmax_backward(looped_op, const softmax_geometry& g, const T* dy, const T* y, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "softmax_backward");
+  LUX_DISPATCH("softmax_backward", (T), g, dy, y, dx);
   softmax_looped::softmax_family_backward<true, Arch>(g, dy, y, dx);
 }
 
@@ -414,6 +419,7 @@ template <class T, class Arch = xsimd::default_arch>
 requires softmax_looped::simd_float<T>
 void logsoftmax_backward(looped_op, const softmax_geometry& g, const T* dy, const T* y, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "logsoftmax_backward");
+  LUX_DISPATCH("logsoftmax_backward", (T), g, dy, y, dx);
   softmax_looped::softmax_family_backward<false, Arch>(g, dy, y, dx);
 }
 
@@ -423,6 +429,7 @@ requires softmax_looped::simd_float<T>
 void logsumexp_backward(looped_op, const softmax_geometry& g, const T* dlse, const T* x,
                         const T* lse, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "logsumexp_backward");
+  LUX_DISPATCH("logsumexp_backward", (T), g, dlse, x, lse, dx);
   using namespace softmax_looped;
   using std::exp;
   if (g.inner == 1) {

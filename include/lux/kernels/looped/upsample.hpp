@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -101,6 +102,7 @@ template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void upsample_nearest(looped_op, const T* x, const shape_t<N>& xs, T* y, const shape_t<N>& ys) {
   LUX_TRACE_KERNEL("looped_op", "upsample_nearest");
+  LUX_DISPATCH("upsample_nearest", (T), x, xs, y, ys);
   using namespace upsample_looped;
   const shape_t<N> xstride = column_major_strides(xs);
   const index_t s0 = ys[0] / xs[0], IW = xs[0], OW = ys[0];
@@ -132,6 +134,7 @@ requires upsample_looped::fast_type_v<T>
 void upsample_nearest_backward(looped_op, const T* dy, const shape_t<N>& ys, T* dx,
                                const shape_t<N>& xs) {
   LUX_TRACE_KERNEL("looped_op", "upsample_nearest_backward");
+  LUX_DISPATCH("upsample_nearest_backward", (T), dy, ys, dx, xs);
   using namespace upsample_looped;
   const shape_t<N> ystride = column_major_strides(ys);
   shape_t<N> scale{};
@@ -287,6 +290,7 @@ requires upsample_looped::fast_type_v<T>
 void upsample_bilinear(looped_op, const T* x, const shape_t<4>& xs, T* y, const shape_t<4>& ys,
                        bool align_corners) {
   LUX_TRACE_KERNEL("looped_op", "upsample_bilinear");
+  LUX_DISPATCH("upsample_bilinear", (T), x, xs, y, ys, align_corners);
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], OW = ys[0], OH = ys[1], planes = xs[2] * xs[3];
   const linear_table<T> tw(IW, OW, align_corners), th(IH, OH, align_corners);
@@ -312,6 +316,7 @@ requires upsample_looped::fast_type_v<T>
 void upsample_bilinear_backward(looped_op, const T* dy, const shape_t<4>& ys, T* dx,
                                 const shape_t<4>& xs, bool align_corners) {
   LUX_TRACE_KERNEL("looped_op", "upsample_bilinear_backward");
+  LUX_DISPATCH("upsample_bilinear_backward", (T), dy, ys, dx, xs, align_corners);
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], OW = ys[0], OH = ys[1], planes = xs[2] * xs[3];
   const linear_table<T> tw(IW, OW, align_corners), th(IH, OH, align_corners);
@@ -340,6 +345,7 @@ requires upsample_looped::fast_type_v<T>
 void upsample_trilinear(looped_op, const T* x, const shape_t<5>& xs, T* y, const shape_t<5>& ys,
                         bool align_corners) {
   LUX_TRACE_KERNEL("looped_op", "upsample_trilinear");
+  LUX_DISPATCH("upsample_trilinear", (T), x, xs, y, ys, align_corners);
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], ID = xs[2], OW = ys[0], OH = ys[1], OD = ys[2];
   const index_t planes = xs[3] * xs[4];
@@ -375,6 +381,7 @@ requires upsample_looped::fast_type_v<T>
 void upsample_trilinear_backward(looped_op, const T* dy, const shape_t<5>& ys, T* dx,
                                  const shape_t<5>& xs, bool align_corners) {
   LUX_TRACE_KERNEL("looped_op", "upsample_trilinear_backward");
+  LUX_DISPATCH("upsample_trilinear_backward", (T), dy, ys, dx, xs, align_corners);
   using namespace upsample_looped;
   const index_t IW = xs[0], IH = xs[1], ID = xs[2], OW = ys[0], OH = ys[1], OD = ys[2];
   const index_t planes = xs[3] * xs[4];
@@ -466,6 +473,7 @@ template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void pixel_shuffle(looped_op, const T* x, const shape_t<N>& xs, index_t r, T* y) {
   LUX_TRACE_KERNEL("looped_op", "pixel_shuffle");
+  LUX_DISPATCH("pixel_shuffle", (T), x, xs, r, y);
   upsample_looped::pixel_shuffle_rows(x, y, xs, r, false);
 }
 
@@ -473,6 +481,7 @@ template <class T, std::size_t N>
 requires upsample_looped::fast_type_v<T>
 void pixel_shuffle_backward(looped_op, const T* dy, const shape_t<N>& xs, index_t r, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "pixel_shuffle_backward");
+  LUX_DISPATCH("pixel_shuffle_backward", (T), dy, xs, r, dx);
   upsample_looped::pixel_shuffle_rows(dy, dx, xs, r, true);
 }
 
