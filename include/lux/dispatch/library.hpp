@@ -12,8 +12,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -37,17 +35,11 @@ inline namespace v0 {
 namespace dispatch {
 namespace {
 
-struct registry {
-  std::unordered_map<std::string, slot> slots;
-  std::size_t counts[num_levels] = {};
-};
+using registry = std::unordered_map<std::string, slot>;
 
 void add_to(void* r, const char* key, int lvl, thunk fn) {
-  auto& reg = *static_cast<registry*>(r);
   if (lvl <= 0 || lvl >= num_levels || fn == nullptr) return;
-  auto& s = reg.slots[key];
-  if (s.fn[static_cast<std::size_t>(lvl)] == nullptr) ++reg.counts[lvl];
-  s.fn[static_cast<std::size_t>(lvl)] = fn;
+  (*static_cast<registry*>(r))[key].fn[static_cast<std::size_t>(lvl)] = fn;
 }
 
 const registry& the_registry() {
@@ -95,7 +87,7 @@ int read_cap_from_environment() noexcept {
 }  // namespace
 
 const slot* find(const char* key) noexcept {
-  const auto& slots = the_registry().slots;
+  const auto& slots = the_registry();
   const auto it = slots.find(key);
   return it == slots.end() ? nullptr : &it->second;
 }
@@ -153,7 +145,11 @@ void count(level l) noexcept {
 
 std::size_t registered(level l) noexcept {
   const int i = static_cast<int>(l);
-  return i >= 0 && i < num_levels ? the_registry().counts[i] : 0;
+  if (i < 0 || i >= num_levels) return 0;
+  std::size_t n = 0;
+  for (const auto& entry : the_registry())
+    n += entry.second.fn[static_cast<std::size_t>(i)] != nullptr;
+  return n;
 }
 
 }  // namespace dispatch
