@@ -15,6 +15,7 @@
 #include <lux/kernels/conv.hpp>
 #include <lux/kernels/dense.hpp>
 #include <lux/kernels/dropout.hpp>
+#include <lux/kernels/embedding.hpp>
 #include <lux/kernels/normalization.hpp>
 #include <lux/kernels/pooling.hpp>
 #include <lux/kernels/softmax.hpp>
@@ -425,6 +426,24 @@ void resampling() {
     for (auto a : argmax) y.push_back(static_cast<T>(a));
     return y;
   });
+  // The scatter from a saved argmax (the generic forward's), and its report of a tampered index
+  // (returned through the dispatch boundary).
+  std::vector<std::int32_t> argmax(dy.size());
+  {
+    std::vector<T> y(dy.size());
+    lux::impl::maxpool(lux::generic_op{}, g, x.data(), y.data(), argmax.data());
+  }
+  for (std::int64_t bad : {lux::impl::argmax_valid, std::int64_t{-7}, g.in_plane()}) {
+    auto tampered = argmax;
+    if (bad != lux::impl::argmax_valid) tampered[5] = static_cast<std::int32_t>(bad);
+    check_kernel<T>("maxpool_backward", [&](auto mode) {
+      std::vector<T> dx(x.size());
+      const std::int64_t got =
+          lux::impl::maxpool_backward(mode, g, dy.data(), tampered.data(), dx.data());
+      CHECK(got == bad);
+      return dx;
+    });
+  }
   check_kernel<T>("meanpool", [&](auto mode) {
     std::vector<T> y(dy.size());
     lux::impl::meanpool(mode, g, x.data(), y.data());
@@ -484,6 +503,26 @@ void resampling() {
     std::vector<T> dx(xp.size());
     lux::impl::pixel_shuffle_backward(mode, xp.data(), ps, index_t{2}, dx.data());
     return dx;
+  });
+}
+
+template <class T, class I>
+void embedding() {
+  const index_t out = 7, in = 11, n = 40;
+  const auto w = random_vec<T>(out * in, 40), dy = random_vec<T>(out * n, 41);
+  std::vector<I> idx(static_cast<std::size_t>(n));
+  for (index_t j = 0; j < n; ++j)
+    idx[static_cast<std::size_t>(j)] = static_cast<I>((j * 7 + 3) % in);
+  const std::string tag = sizeof(I) == 4 ? " (int32 indices)" : " (int64 indices)";
+  check_kernel<T>("embedding_lookup" + tag, [&](auto mode) {
+    std::vector<T> y(static_cast<std::size_t>(out * n));
+    lux::impl::embedding_lookup(mode, w.data(), out, idx.data(), n, y.data());
+    return y;
+  });
+  check_kernel<T>("embedding_lookup_backward" + tag, [&](auto mode) {
+    std::vector<T> dw(w.size());
+    lux::impl::embedding_lookup_backward(mode, dy.data(), out, idx.data(), n, dw.data(), in);
+    return dw;
   });
 }
 }  // namespace
@@ -583,4 +622,11 @@ TEST_CASE("dispatch: normalization and softmax", "[runtime_dispatch]") {
 TEST_CASE("dispatch: pooling and upsampling", "[runtime_dispatch]") {
   resampling<float>();
   resampling<double>();
+}
+
+TEST_CASE("dispatch: embedding", "[runtime_dispatch]") {
+  embedding<float, std::int32_t>();
+  embedding<double, std::int32_t>();
+  embedding<float, std::int64_t>();
+  embedding<double, std::int64_t>();
 }

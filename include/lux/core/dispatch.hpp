@@ -192,7 +192,17 @@ LUX_NAMESPACE_END
   do {                                                                                     \
     if (::lux::detail::dispatched<kernel, LUX_DISPATCH_UNPAREN KEYS>(__VA_ARGS__)) return; \
   } while (0)
+/// The same for a kernel that returns a value of type R: the precompiled copy writes it through
+/// a pointer passed after the kernel's arguments.
+#define LUX_DISPATCH_RESULT(kernel, KEYS, R, ...)                                \
+  do {                                                                           \
+    R lux_dispatch_result_{};                                                    \
+    if (::lux::detail::dispatched<kernel, LUX_DISPATCH_UNPAREN KEYS>(            \
+            __VA_ARGS__, static_cast<R*>(std::addressof(lux_dispatch_result_)))) \
+      return lux_dispatch_result_;                                               \
+  } while (0)
 #define LUX_DISPATCH_UNPAREN(...) __VA_ARGS__
 #else
 #define LUX_DISPATCH(kernel, KEYS, ...) static_cast<void>(0)
+#define LUX_DISPATCH_RESULT(kernel, KEYS, R, ...) static_cast<void>(0)
 #endif

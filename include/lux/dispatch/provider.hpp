@@ -33,6 +33,7 @@
 #include "lux/kernels/looped/conv.hpp"
 #include "lux/kernels/looped/dense.hpp"
 #include "lux/kernels/looped/dropout.hpp"
+#include "lux/kernels/looped/embedding.hpp"
 #include "lux/kernels/looped/normalization.hpp"
 #include "lux/kernels/looped/pooling.hpp"
 #include "lux/kernels/looped/softmax.hpp"
@@ -335,6 +336,17 @@ void nearest_kernels(const registrar& r, std::index_sequence<N...>) {
    ...);
 }
 
+template <class T, class I>
+void embedding_kernels(const registrar& r) {
+  provide<"embedding_lookup", T, I>(r, [](const T* w, index_t out, const I* idx, index_t n, T* y) {
+    impl::embedding_lookup(looped_op{}, w, out, idx, n, y);
+  });
+  provide<"embedding_lookup_backward", T, I>(
+      r, [](const T* dy, index_t out, const I* idx, index_t n, T* dw, index_t in) {
+        impl::embedding_lookup_backward(looped_op{}, dy, out, idx, n, dw, in);
+      });
+}
+
 template <class T>
 void resample_kernels(const registrar& r) {
   using lux::shape_t;
@@ -342,6 +354,10 @@ void resample_kernels(const registrar& r) {
   provide<"maxpool", T>(r, [](pool_geometry g, const T* x, T* y, std::int32_t* argmax) {
     impl::maxpool(looped_op{}, g, x, y, argmax);
   });
+  provide<"maxpool_backward", T>(
+      r, [](pool_geometry g, const T* dy, const std::int32_t* argmax, T* dx, std::int64_t* bad) {
+        *bad = impl::maxpool_backward(looped_op{}, g, dy, argmax, dx);
+      });
   provide<"meanpool", T>(
       r, [](pool_geometry g, const T* x, T* y) { impl::meanpool(looped_op{}, g, x, y); });
   provide<"meanpool_backward", T>(r, [](pool_geometry g, const T* dy, T* dx) {
@@ -364,6 +380,8 @@ void resample_kernels(const registrar& r) {
         impl::upsample_trilinear_backward(looped_op{}, dy, ys, dx, xs, align_corners);
       });
   nearest_kernels<T>(r, std::make_index_sequence<3>{});
+  embedding_kernels<T, std::int32_t>(r);
+  embedding_kernels<T, std::int64_t>(r);
 }
 
 void register_part(const registrar& r) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "lux/core/config.hpp"
+#include "lux/core/dispatch.hpp"
 #include "lux/core/kernel_trace.hpp"
 #include "lux/core/operation_mode.hpp"
 #include "lux/core/parallel.hpp"
@@ -29,6 +30,7 @@ requires(std::is_same_v<T, float> ||
          std::is_same_v<T, double>) void embedding_lookup(looped_op, const T* weight, index_t out,
                                                           const I* idx, index_t n, T* y) {
   LUX_TRACE_KERNEL("looped_op", "embedding_lookup");
+  LUX_DISPATCH("embedding_lookup", (T, I), weight, out, idx, n, y);
   if (out == 0) return;
   parallel_for(
       n,
@@ -43,6 +45,7 @@ template <class T, class I>
 requires(std::is_same_v<T, float> || std::is_same_v<T, double>) void embedding_lookup_backward(
     looped_op, const T* dy, index_t out, const I* idx, index_t n, T* dweight, index_t in) {
   LUX_TRACE_KERNEL("looped_op", "embedding_lookup_backward");
+  LUX_DISPATCH("embedding_lookup_backward", (T, I), dy, out, idx, n, dweight, in);
   // Counting sort of the positions by index: bucket k is order[start[k] .. start[k + 1]).
   std::vector<index_t> start(static_cast<std::size_t>(in) + 1, 0);
   for (index_t j = 0; j < n; ++j) ++start[static_cast<std::size_t>(idx[j]) + 1];

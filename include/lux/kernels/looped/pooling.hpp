@@ -537,6 +537,7 @@ template <class T>
 requires pool_looped::fast_type_v<T> std::int64_t maxpool_backward(
     looped_op, const pool_geometry& g, const T* dy, const std::int32_t* argmax, T* dx) {
   LUX_TRACE_KERNEL("looped_op", "maxpool_backward");
+  LUX_DISPATCH_RESULT("maxpool_backward", (T), std::int64_t, g, dy, argmax, dx);
   const index_t in_plane = g.in_plane(), out_plane = g.out_plane();
   std::atomic<std::int64_t> bad{argmax_valid};
   parallel_for(
