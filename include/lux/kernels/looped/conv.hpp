@@ -9,13 +9,19 @@
 //   data      dCol = dY[tile, grp] · W_gᵀ, then col2im     (scatter-add into dx)
 //   filter    dW_g += Col(tile)ᵀ · dY[tile, grp]           (per-thread partial sums, reduced)
 //
-// with Eigen's blocked GEMM kernel called directly on the buffers (gemm_engine: no copies of x,
-// y or w, packing buffers allocated once per thread and call, never Eigen's own threads). The
-// work is split into (sample, pixel tile) items over OpenMP threads; each thread owns one column
-// buffer from a workspace allocated once per call (nothing is allocated inside the item loop),
-// sized so that the tile (m × K_g) stays in L2. Bias and activation are applied to each output
+// The forward and data products run on conv/gemm.hpp's register-blocked GEMM (gemm_packed): the
+// weights packed once per call, the tile read in place, a 3-vector × 8-column block of the output
+// in registers (AVX-512). The filter product runs on Eigen's blocked GEMM kernel called directly
+// on the buffers (gemm_engine: packing buffers allocated once per thread and call, never Eigen's
+// own threads). The work is split into (sample, pixel tile) items over OpenMP threads; each
+// thread owns its buffers in a workspace allocated once per call (nothing is allocated inside the
+// item loop), sized so that a tile stays in L2. Bias and activation are applied to each output
 // tile right after its GEMM, while it is in cache (the "epilogue"); the pre-activation is saved
 // there too when asked. Special cases:
+//   * Stride 1 (any kernel, dilation, padding, groups): no im2col. The forward is an implicit GEMM
+//     over the zero-padded input (conv/implicit.hpp: each tile copies its input window once and
+//     the GEMM reads the im2col columns from it in place), and so is the data gradient, which for
+//     stride 1 is the forward convolution of dy by the reversed, channel-transposed kernel.
 //   * 1×…×1 kernels with stride 1 and no padding skip im2col: Col is x itself.
 //   * C_in/groups == 1 (depthwise, any channel multiplier; also a single-channel input) uses
 //     direct kernels: row-wise SIMD axpy's over the kernel taps, parallel over (sample, channel);
@@ -24,13 +30,14 @@
 //   * The fused backward computes dz = dy·σ'(·) per tile into a thread buffer and uses it for the
 //     bias sum, the filter GEMM and the data GEMM + col2im of the same tile (one im2col per tile),
 //     parallel over samples (col2im of one sample must stay in one thread). With fewer samples
-//     than threads it runs the separate passes instead: dz, then the data gradient parallel over
-//     (sample, group, channel chunk) — chunks own disjoint channels of dx — and the filter
-//     gradient over (sample, tile).
+//     than threads, or stride 1, it runs the separate passes instead: dz, then the data gradient
+//     (parallel over (sample, group, channel chunk) — chunks own disjoint channels of dx — or the
+//     implicit forward above), and the filter gradient over (sample, tile).
 // Determinism: for a fixed thread count every reduction has a fixed order.
 //
-// Files: conv/gemm.hpp (element types, the GEMM engine, SIMD row helpers, threads, workspaces,
+// Files: conv/gemm.hpp (element types, the GEMM engines, SIMD row helpers, threads, workspaces,
 // pixel tiles), conv/im2col.hpp (im2col/col2im, the epilogue, partial-sum reduction),
+// conv/implicit.hpp (the stride-1 implicit GEMM),
 // conv/depthwise.hpp (the direct depthwise kernels); this file holds the looped_op entry points:
 // the element-wise passes and the GEMM paths, dispatching to the depthwise kernels.
 #pragma once
@@ -55,6 +62,7 @@
 #include "lux/kernels/looped/conv/depthwise.hpp"
 #include "lux/kernels/looped/conv/gemm.hpp"
 #include "lux/kernels/looped/conv/im2col.hpp"
+#include "lux/kernels/looped/conv/implicit.hpp"
 
 #if LUX_HAS_OPENMP
 #include <omp.h>
@@ -136,17 +144,18 @@ void conv_forward(looped_op, const conv_geometry& g, const T* x, const T* w, con
   LUX_DISPATCH("conv_forward", (T, F), g, x, w, b, f, y, z);
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_forward<Arch>(g, x, w, b, f, y, z);
+  const bool pointwise = is_pointwise(g);
+  if (!pointwise && use_implicit_forward(g)) return implicit_forward<Arch>(g, x, w, b, f, y, z);
   const index_t P = g.out_pixels(), Pin = g.in_pixels();
   const index_t Cg = g.cin_per_group(), Og = g.cout_per_group(), Kg = g.kernel_pixels() * Cg;
-  const bool pointwise = is_pointwise(g);
   const double flops = 2.0 * static_cast<double>(P * g.batch * g.c_out * Kg);
   int threads = plan_threads(g.batch * cdiv(P, 16), flops);
-  const tile_plan tp = plan_tiles(P, Kg, sizeof(T), g.batch, threads);
+  const tile_plan tp = plan_tiles(P, Kg, sizeof(T), g.batch, threads, register_block<T, Arch>::MR);
   const index_t items = g.batch * tp.tiles;
   threads = static_cast<int>(std::min<index_t>(threads, items));
   const row_taps rt(g);
   workspace<T> ws(threads, pointwise ? 0 : tp.tile * Kg);
-  gemm_engines<T, false, false> gemm(threads, tp.tile, Og, Kg);
+  const auto wp = pack_weights<Arch>(g.groups, Kg, Og, w, false);  // W_g, once per call
   run_items(items, threads, [&](index_t item, int tid) {
     const index_t n = item / tp.tiles, t = item % tp.tiles;
     const index_t p0 = t * tp.tile, p1 = std::min(P, p0 + tp.tile), m = p1 - p0;
@@ -162,7 +171,8 @@ void conv_forward(looped_op, const conv_geometry& g, const T* x, const T* w, con
         a = col;
         lda = m;
       }
-      gemm[tid].assign(m, Og, Kg, a, lda, w + grp * Og * Kg, Kg, yn + grp * Og * P + p0, P);
+      gemm_packed<Arch>(m, a, lda, wp[static_cast<std::size_t>(grp)], yn + grp * Og * P + p0, P,
+                        false);
     }
     epilogue(f, yn, z ? z + n * g.c_out * P : nullptr, b, g.c_out, P, p0, m);
   });
@@ -179,6 +189,7 @@ void conv_backward_data(looped_op, const conv_geometry& g, const T* dy, const T*
   LUX_DISPATCH("conv_backward_data", (T), g, dy, w, dx);
   using namespace conv_looped;
   if (g.cin_per_group() == 1) return depthwise_backward_data<Arch>(g, dy, w, dx);
+  if (use_implicit_backward_data(g)) return implicit_backward_data<Arch>(g, dy, w, dx);
   const index_t P = g.out_pixels(), Pin = g.in_pixels(), Kp = g.kernel_pixels();
   const index_t Cg = g.cin_per_group(), Og = g.cout_per_group(), Kg = Kp * Cg;
   const bool pointwise = is_pointwise(g);
@@ -193,25 +204,33 @@ void conv_backward_data(looped_op, const conv_geometry& g, const T* dy, const T*
   chunks = cdiv(Cg, csize);
   const index_t items = units * chunks;
   threads = static_cast<int>(std::min<index_t>(threads, items));
-  const tile_plan tp = plan_tiles(P, csize * Kp, sizeof(T), items, threads);
+  const tile_plan tp =
+      plan_tiles(P, csize * Kp, sizeof(T), items, threads, register_block<T, Arch>::MR);
   const row_taps rt(g);
   workspace<T> ws(threads, pointwise ? 0 : tp.tile * csize * Kp);
-  gemm_engines<T, false, true> gemm(threads, tp.tile, csize * Kp, Og);
+  // W_gᵀ restricted to each chunk's channels, packed once per call: (group, chunk) order.
+  std::vector<packed_b<T, Arch>> wt;
+  wt.reserve(static_cast<std::size_t>(g.groups * chunks));
+  for (index_t grp = 0; grp < g.groups; ++grp)
+    for (index_t ch = 0; ch < chunks; ++ch) {
+      const index_t lo = ch * csize, nc = std::min(Cg, lo + csize) - lo;
+      wt.emplace_back(Og, nc * Kp, w + grp * Og * Kg + lo * Kp, Kg, true);
+    }
   run_items(items, threads, [&](index_t item, int tid) {
     const index_t n = item / (g.groups * chunks), rem = item % (g.groups * chunks);
     const index_t grp = rem / chunks, c_lo = (rem % chunks) * csize;
     const index_t nc = std::min(Cg, c_lo + csize) - c_lo;
     T* dxg = dx + (n * g.c_in + grp * Cg + c_lo) * Pin;
     const T* dyg = dy + (n * g.c_out + grp * Og) * P;
-    const T* wg = w + grp * Og * Kg + c_lo * Kp;  // rows [c_lo·Kp, (c_lo + nc)·Kp) of W_g
+    const auto& wpack = wt[static_cast<std::size_t>(rem)];  // rows [c_lo·Kp, (c_lo + nc)·Kp) of W_g
     if (!pointwise) std::fill_n(dxg, nc * Pin, T(0));
     T* dcol = ws.of(tid);
     for (index_t t = 0; t < tp.tiles; ++t) {
       const index_t p0 = t * tp.tile, p1 = std::min(P, p0 + tp.tile), m = p1 - p0;
       if (pointwise) {  // dx is dCol
-        gemm[tid].assign(m, nc, Og, dyg + p0, P, wg, Kg, dxg + p0, Pin);
+        gemm_packed<Arch>(m, dyg + p0, P, wpack, dxg + p0, Pin, false);
       } else {
-        gemm[tid].assign(m, nc * Kp, Og, dyg + p0, P, wg, Kg, dcol, m);
+        gemm_packed<Arch>(m, dyg + p0, P, wpack, dcol, m, false);
         im2col<true, Arch, T>(g, rt, dxg, nc, p0, p1, dcol);
       }
     }
@@ -284,7 +303,8 @@ void conv_backward(looped_op mode, const conv_geometry& g, const F& f, const T* 
   const double flops = 4.0 * static_cast<double>(P * g.batch * g.c_out * Kg);
   if (Cg == 1) return depthwise_backward<Arch>(g, f, dy, arg, x, w, dx, dw, db);
   int threads = plan_threads(g.batch, flops);
-  const bool per_sample = threads == 1 || g.batch >= threads;
+  // Stride 1: the data gradient as an implicit forward (no col2im), in separate passes.
+  const bool per_sample = (threads == 1 || g.batch >= threads) && !use_implicit_backward_data(g);
   if (!per_sample) {
     // Separate passes: dz (and db), then the data and filter gradients.
     Tensor<T, 1> dz_store;
@@ -302,7 +322,7 @@ void conv_backward(looped_op mode, const conv_geometry& g, const F& f, const T* 
   }
 
   const bool pointwise = is_pointwise(g);
-  const tile_plan tp = plan_tiles(P, Kg, sizeof(T), g.batch, threads);
+  const tile_plan tp = plan_tiles(P, Kg, sizeof(T), g.batch, threads, register_block<T, Arch>::MR);
   const index_t nw = Kg * g.c_out;
   const bool partials = threads > 1;
   // Per thread: col | dcol | dz tile | dW partial | db partial.
@@ -312,7 +332,7 @@ void conv_backward(looped_op mode, const conv_geometry& g, const F& f, const T* 
   const index_t part_size = partials ? round16(nw) + round16(g.c_out) : 0;
   workspace<T> ws(threads, 2 * col_size + dz_size + part_size);
   gemm_engines<T, true, false> gemm_filter(threads, Kg, Og, tp.tile);
-  gemm_engines<T, false, true> gemm_data(threads, tp.tile, Kg, Og);
+  const auto wt = pack_weights<Arch>(g.groups, Kg, Og, w, true);  // W_gᵀ, once per call
   const auto dw_part = [&](int t) { return partials ? ws.of(t) + 2 * col_size + dz_size : dw; };
   const auto db_part = [&](int t) {
     return partials ? ws.of(t) + 2 * col_size + dz_size + round16(nw) : db;
@@ -358,12 +378,12 @@ void conv_backward(looped_op mode, const conv_geometry& g, const F& f, const T* 
           lda = m;
         }
         const T* dzg = dz + grp * Og * ldz;
-        const T* wg = w + grp * Og * Kg;
+        const auto& wpack = wt[static_cast<std::size_t>(grp)];
         gemm_filter[tid].accumulate(Kg, Og, m, a, lda, dzg, ldz, dwp + grp * Og * Kg, Kg);
         if (pointwise) {
-          gemm_data[tid].assign(m, Cg, Og, dzg, ldz, wg, Kg, dxn + grp * Cg * Pin + p0, Pin);
+          gemm_packed<Arch>(m, dzg, ldz, wpack, dxn + grp * Cg * Pin + p0, Pin, false);
         } else {
-          gemm_data[tid].assign(m, Kg, Og, dzg, ldz, wg, Kg, dcol, m);
+          gemm_packed<Arch>(m, dzg, ldz, wpack, dcol, m, false);
           im2col<true, Arch, T>(g, rt, dxn + grp * Cg * Pin, Cg, p0, p1, dcol);
         }
       }
