@@ -15,70 +15,11 @@
 // independent accumulators), and an OpenBLAS sgemm (torch::mm) of each GEMM's shape.
 //
 //   compare_libtorch [--reps 15] [--threads 1,2] [--filter substring]
-#include <ATen/Parallel.h>
-#include <torch/torch.h>
-
-#include <dlfcn.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <functional>
-#include <lux/lux.hpp>
-#include <string>
-#include <thread>
-#include <vector>
-#include <xsimd/xsimd.hpp>
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
+#include "common.hpp"
 
 namespace {
 
-using lux::index_t;
-using clk = std::chrono::steady_clock;
-
-double seconds_of(const std::function<void()>& f) {
-  const auto t0 = clk::now();
-  f();
-  return std::chrono::duration<double>(clk::now() - t0).count();
-}
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-template <class T, std::size_t N>
-lux::Tensor<T, N> uniform(const lux::shape_t<N>& s, std::uint64_t seed, T lo = -1, T hi = 1) {
-  auto t = lux::Tensor<T, N>::uninitialized(s);
-  lux::rng(seed).fill_uniform(t.data(), static_cast<std::size_t>(t.numel()));
-  for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = lo + (hi - lo) * t.data()[i];
-  return t;
-}
-
-/// A torch tensor over a lux array's memory (no copy), with PyTorch's (reversed) shape.
-template <class A>
-torch::Tensor as_torch(A& a) {
-  std::vector<int64_t> sizes;
-  for (std::size_t d = a.shape().size(); d-- > 0;) sizes.push_back(a.shape()[d]);
-  return torch::from_blob(const_cast<float*>(a.data()), sizes, torch::kFloat32);
-}
-
-/// max |a − b| / max(1, max |b|) over the same number of elements.
-double rel_error(const float* a, const torch::Tensor& t) {
-  const auto c = t.contiguous();
-  const float* b = c.data_ptr<float>();
-  double worst = 0, scale = 1;
-  for (int64_t i = 0; i < c.numel(); ++i) {
-    worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::abs(double(b[i])));
-  }
-  return worst / scale;
-}
+using namespace compare;
 
 struct limits {
   double copy_gbs = 0;    ///< 2-thread copy, GB/s (read + write counted)
@@ -125,53 +66,51 @@ double fma_peak(int threads) {
   return flops / median(t) / 1e9;
 }
 
-/// One workload: the two implementations, their check, and what to count.
-struct workload {
-  std::string name;
-  enum kind_t { memory, compute } kind;
-  double amount;  ///< bytes (memory) or flops (compute)
-  std::function<void()> lux_run, torch_run;
-  std::function<double()> check;          ///< relative error between the two results
-  std::function<double()> sgemm_seconds;  ///< OpenBLAS sgemm of the same shape, or empty
-};
-
 struct row {
   std::string name;
   double lux_ms, torch_ms, lux_frac, torch_frac, sgemm_frac;
   double error;
+  double sgemm_ms = 0;
 };
 
-row measure(const workload& w, int reps, const limits& lim) {
-  row r{w.name, 0, 0, 0, 0, 0, 0};
-  r.error = w.check();
+/// Which library a process times: both, alternating in one process (the quick look), or one of
+/// them (run.sh runs each in its own process, alternating processes, so that neither library's
+/// thread pool is alive while the other is timed).
+enum class side { both, lux, torch };
+
+row measure(const workload& w, int reps, const limits& lim, side sd) {
+  row r{w.name, 0, 0, 0, 0, 0, std::nan("")};
+  const bool do_lux = sd != side::torch, do_torch = sd != side::lux;
+  // The torch-side process checks (it runs luxcpp once for that); a luxcpp-side process never
+  // starts LibTorch's or OpenBLAS's threads.
+  if (do_torch) r.error = w.check();
   for (int i = 0; i < 2; ++i) {
-    w.lux_run();
-    w.torch_run();
+    if (do_lux) w.lux_run();
+    if (do_torch) w.torch_run();
   }
-  // A pause before every timed run: OpenBLAS's pthreads spin for a while after a call, and a
-  // 2-thread region started meanwhile loses a core to them (seen: 42 ms instead of 8 ms).
-  const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
+  // In one process, a pause before every timed run: OpenBLAS's pthreads spin for a while after a
+  // call, and a 2-thread region started meanwhile loses a core to them (seen: 42 ms, not 8 ms).
+  const auto settle = [sd] {
+    if (sd == side::both) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  };
   std::vector<double> tl, tt;
   for (int i = 0; i < reps; ++i) {
     settle();
-    tl.push_back(seconds_of(w.lux_run));
+    if (do_lux) tl.push_back(seconds_of(w.lux_run));
     settle();
-    tt.push_back(seconds_of(w.torch_run));
+    if (do_torch) tt.push_back(seconds_of(w.torch_run));
   }
-  const double sl = median(tl), st = median(tt);
+  const double sl = do_lux ? median(tl) : std::nan(""), st = do_torch ? median(tt) : std::nan("");
   r.lux_ms = sl * 1e3;
   r.torch_ms = st * 1e3;
-  if (w.kind == workload::memory) {
-    r.lux_frac = w.amount / sl / 1e9 / lim.copy_gbs;
-    r.torch_frac = w.amount / st / 1e9 / lim.copy_gbs;
-  } else {
-    r.lux_frac = w.amount / sl / 1e9 / lim.fma_gflops;
-    r.torch_frac = w.amount / st / 1e9 / lim.fma_gflops;
-    if (w.sgemm_seconds) {
-      std::vector<double> ts;
-      for (int i = 0; i < std::max(5, reps / 2); ++i) ts.push_back(w.sgemm_seconds());
-      r.sgemm_frac = median(ts) / sl;  // lux's speed as a fraction of the sgemm's
-    }
+  const double limit = w.kind == workload::memory ? lim.copy_gbs : lim.fma_gflops;
+  r.lux_frac = w.amount / sl / 1e9 / limit;
+  r.torch_frac = w.amount / st / 1e9 / limit;
+  if (w.kind == workload::compute && w.sgemm_seconds && do_torch) {
+    std::vector<double> ts;
+    for (int i = 0; i < std::max(5, reps / 2); ++i) ts.push_back(w.sgemm_seconds());
+    r.sgemm_ms = median(ts) * 1e3;
+    r.sgemm_frac = r.sgemm_ms / r.lux_ms;  // lux's speed as a fraction of the sgemm's
   }
   return r;
 }
@@ -185,18 +124,15 @@ workload activation(const char* name, F f, torch::Tensor (*tf)(const torch::Tens
   auto y = std::make_shared<lux::Tensor<float, 1>>();
   auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
   auto ty = std::make_shared<torch::Tensor>();
-  workload w{std::string(name) + " fwd 16M",
-             workload::memory,
-             2.0 * double(n) * 4,
-             [=] { *y = lux::fast_activation(f, *x); },
-             [=] { *ty = tf(*tx); },
-             [=] {
-               *y = lux::fast_activation(f, *x);
-               *ty = tf(*tx);
-               return rel_error(y->data(), *ty);
-             },
-             {}};
-  return w;
+  const std::function<void()> run_lux = [=] { *y = lux::fast_activation(f, *x); };
+  const std::function<void()> run_torch = [=] { *ty = tf(*tx); };
+  return {std::string(name) + " fwd 16M",
+          workload::memory,
+          2.0 * double(n) * 4,
+          run_lux,
+          run_torch,
+          output_check(run_lux, run_torch, y, ty),
+          {}};
 }
 
 torch::Tensor torch_gelu(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
@@ -212,16 +148,14 @@ workload bias_relu() {
   auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
   auto tb = std::make_shared<torch::Tensor>(as_torch(*bias));
   auto ty = std::make_shared<torch::Tensor>();
+  const std::function<void()> run_lux = [=] { *y = lux::bias_activation(lux::relu{}, *x, *bias); };
+  const std::function<void()> run_torch = [=] { *ty = torch::relu(*tx + *tb); };
   return {"bias+relu (4096, 1024) fwd",
           workload::memory,
           2.0 * double(c * b) * 4,
-          [=] { *y = lux::bias_activation(lux::relu{}, *x, *bias); },
-          [=] { *ty = torch::relu(*tx + *tb); },
-          [=] {
-            *y = lux::bias_activation(lux::relu{}, *x, *bias);
-            *ty = torch::relu(*tx + *tb);
-            return rel_error(y->data(), *ty);
-          },
+          run_lux,
+          run_torch,
+          output_check(run_lux, run_torch, y, ty),
           {}};
 }
 
@@ -244,15 +178,15 @@ workload layernorm() {
           2.0 * double(f * b) * 4,
           run_lux,
           run_torch,
-          [=] {
-            run_lux();
-            run_torch();
-            return rel_error(y->data(), *ty);
-          },
+          output_check(run_lux, run_torch, y, ty),
           {}};
 }
 
-workload batchnorm(bool group) {
+/// The normalizations over the channels of (56, 56, 64, 32), forward, with scale and bias:
+/// batchnorm in training mode (batch statistics, running statistics updated), groupnorm with 32
+/// groups, instancenorm (per-sample statistics).
+enum class norm_kind { batch, group, instance };
+workload normalization(norm_kind kind) {
   const lux::shape_t<4> s{56, 56, 64, 32};
   auto x = std::make_shared<lux::Tensor<float, 4>>(uniform<float, 4>(s, 7));
   auto g = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({64}, 8, 0.5f, 1.5f));
@@ -267,26 +201,71 @@ workload batchnorm(bool group) {
   auto trv = std::make_shared<torch::Tensor>(torch::ones({64}));
   auto ty = std::make_shared<torch::Tensor>();
   std::function<void()> run_lux, run_torch;
-  if (group) {
-    run_lux = [=] { *y = lux::groupnorm(*x, *g, *be, 32, lux::identity{}, 1e-5f).y; };
-    run_torch = [=] { *ty = torch::group_norm(*tx, 32, *tg, *tbe, 1e-5); };
-  } else {
-    run_lux = [=] {
-      *y = lux::batchnorm(*x, *g, *be, *rm, *rv, true, lux::identity{}, 0.1f, 1e-5f).y;
-    };
-    run_torch = [=] {
-      *ty = torch::batch_norm(*tx, *tg, *tbe, *trm, *trv, true, 0.1, 1e-5, false);
-    };
+  const char* name = "";
+  switch (kind) {
+    case norm_kind::group:
+      name = "groupnorm G=32 (56,56,64,32) fwd";
+      run_lux = [=] { *y = lux::groupnorm(*x, *g, *be, 32, lux::identity{}, 1e-5f).y; };
+      run_torch = [=] { *ty = torch::group_norm(*tx, 32, *tg, *tbe, 1e-5); };
+      break;
+    case norm_kind::instance:
+      name = "instancenorm (56,56,64,32) fwd";
+      run_lux = [=] { *y = lux::instancenorm(*x, *g, *be, true, lux::identity{}, 1e-5f).y; };
+      run_torch = [=] {
+        *ty = torch::instance_norm(*tx, *tg, *tbe, {}, {}, true, 0.1, 1e-5, false);
+      };
+      break;
+    case norm_kind::batch:
+      name = "batchnorm train (56,56,64,32) fwd";
+      run_lux = [=] {
+        *y = lux::batchnorm(*x, *g, *be, *rm, *rv, true, lux::identity{}, 0.1f, 1e-5f).y;
+      };
+      run_torch = [=] {
+        *ty = torch::batch_norm(*tx, *tg, *tbe, *trm, *trv, true, 0.1, 1e-5, false);
+      };
+      break;
   }
-  return {group ? "groupnorm G=32 (56,56,64,32) fwd" : "batchnorm train (56,56,64,32) fwd",
+  return {name,    workload::memory, 2.0 * double(x->numel()) * 4,
+          run_lux, run_torch,        output_check(run_lux, run_torch, y, ty),
+          {}};
+}
+
+/// Dropout p = 0.5 (training) on 16M floats. The two libraries draw different masks, so the check
+/// is what both must satisfy: every output is 0 or x / (1 − p), and the kept fraction is within
+/// 0.01 of 1 − p (it returns the worse of the value error and the fraction error ÷ 100).
+workload dropout() {
+  const index_t n = index_t(1) << 24;
+  auto x = std::make_shared<lux::Tensor<float, 1>>(uniform<float, 1>({n}, 17, 0.5f, 1.5f));
+  auto y = std::make_shared<lux::Tensor<float, 1>>();
+  auto tx = std::make_shared<torch::Tensor>(as_torch(*x));
+  auto ty = std::make_shared<torch::Tensor>();
+  auto r = std::make_shared<lux::rng>(18);
+  const auto run_lux = [=] {
+    auto d = lux::dropout(*r, *x, 0.5, true, 2.0);
+    *r = d.rng;
+    *y = std::move(d.y);
+  };
+  const auto run_torch = [=] { *ty = torch::dropout(*tx, 0.5, true); };
+  const auto check_one = [x, n](const float* out) {
+    double worst = 0;
+    index_t kept = 0;
+    for (index_t i = 0; i < n; ++i) {
+      if (out[i] == 0.0f) continue;
+      ++kept;
+      worst = std::max(worst, std::abs(double(out[i]) - 2.0 * double(x->data()[i])));
+    }
+    const double frac = double(kept) / double(n);
+    return std::max(worst / 3.0, std::abs(frac - 0.5) > 0.01 ? 1.0 : 0.0);
+  };
+  return {"dropout p=0.5 fwd 16M",
           workload::memory,
-          2.0 * double(x->numel()) * 4,
+          2.0 * double(n) * 4,
           run_lux,
           run_torch,
           [=] {
             run_lux();
             run_torch();
-            return rel_error(y->data(), *ty);
+            return std::max(check_one(y->data()), check_one(ty->contiguous().data_ptr<float>()));
           },
           {}};
 }
@@ -444,11 +423,7 @@ workload bmm(index_t n, index_t batch) {
           2.0 * double(n) * double(n) * double(n) * double(batch),
           run_lux,
           run_torch,
-          [=] {
-            run_lux();
-            run_torch();
-            return rel_error(c->data(), *tc);
-          },
+          output_check(run_lux, run_torch, c, tc),
           [=] {
             torch::NoGradGuard ng;
             return seconds_of([&] {
@@ -463,13 +438,21 @@ int main(int argc, char** argv) {
   int reps = 15;
   std::vector<int> thread_counts = {1, 2};
   std::string filter;
+  side sd = side::both;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--reps")
       reps = std::max(10, std::atoi(v.c_str()));
     else if (k == "--filter")
       filter = v;
-    else if (k == "--threads") {
+    else if (k == "--side") {
+      if (v != "both" && v != "lux" && v != "torch") {
+        std::fprintf(stderr, "compare_libtorch: --side must be both, lux or torch, not %s\n",
+                     v.c_str());
+        return 2;
+      }
+      sd = v == "lux" ? side::lux : v == "torch" ? side::torch : side::both;
+    } else if (k == "--threads") {
       thread_counts.clear();
       for (char ch : v)
         if (ch >= '1' && ch <= '9') thread_counts.push_back(ch - '0');
@@ -480,10 +463,12 @@ int main(int argc, char** argv) {
   all.push_back(activation("tanh", lux::tanh_{}, torch_tanh));
   all.push_back(activation("sigmoid", lux::sigmoid{}, torch_sigmoid));
   all.push_back(activation("gelu (tanh)", lux::gelu{}, torch_gelu));
+  all.push_back(dropout());
   all.push_back(bias_relu());
   all.push_back(layernorm());
-  all.push_back(batchnorm(false));
-  all.push_back(batchnorm(true));
+  all.push_back(normalization(norm_kind::batch));
+  all.push_back(normalization(norm_kind::group));
+  all.push_back(normalization(norm_kind::instance));
   all.push_back(dense(1024, 1024, 256, false));
   all.push_back(dense(1024, 1024, 256, true));
   all.push_back(dense(4096, 4096, 64, true));
@@ -497,9 +482,16 @@ int main(int argc, char** argv) {
   all.push_back(
       conv("depthwise 3×3 (56,56,64,32)", {56, 56, 64, 32}, {3, 3, 1, 64}, 1, 1, 64, true));
   all.push_back(bmm(256, 64));
+  all.push_back(bmm(64, 512));
+  for (auto& w : model_workloads()) all.push_back(std::move(w));
 
-  std::printf("luxcpp vs LibTorch %s (%s), median of %d alternating repetitions\n", TORCH_VERSION,
-              at::get_parallel_info().c_str(), reps);
+  // --side lux|torch prints tab-separated records for run.sh to merge:
+  //   L <threads> <copy GB/s> <FMA GFLOP/s> <OpenBLAS threads>
+  //   R <threads> <side> <workload> <memory|compute> <bytes or flops> <ms> <sgemm ms> <error>
+  const bool records = sd != side::both;
+  if (!records)
+    std::printf("luxcpp vs LibTorch %s (%s), median of %d alternating repetitions\n", TORCH_VERSION,
+                at::get_parallel_info().c_str(), reps);
   int failed = 0;
   for (const int threads : thread_counts) {
 #if defined(_OPENMP)
@@ -513,23 +505,36 @@ int main(int argc, char** argv) {
       set_blas(threads);
     auto* get_blas = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
     limits lim{copy_bandwidth(2), fma_peak(threads)};
-    std::printf(
-        "\n### %d thread%s\n\nmachine: 2-thread copy %.1f GB/s, FMA peak at %d thread%s "
-        "%.0f GFLOP/s; threads: luxcpp (OpenMP) %d, ATen %d, OpenBLAS %d\n\n",
-        threads, threads > 1 ? "s" : "", lim.copy_gbs, threads, threads > 1 ? "s" : "",
-        lim.fma_gflops, threads, torch::get_num_threads(), get_blas ? get_blas() : -1);
-    std::printf(
-        "| workload | luxcpp | PyTorch | PyTorch ÷ luxcpp | luxcpp of limit | PyTorch of "
-        "limit | luxcpp ÷ sgemm | max rel. error |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    if (records) {
+      std::printf("L\t%d\t%.3f\t%.3f\t%d\n", threads, lim.copy_gbs, lim.fma_gflops,
+                  get_blas ? get_blas() : -1);
+    } else {
+      std::printf(
+          "\n### %d thread%s\n\nmachine: 2-thread copy %.1f GB/s, FMA peak at %d thread%s "
+          "%.0f GFLOP/s; threads: luxcpp (OpenMP) %d, ATen %d, OpenBLAS %d\n\n",
+          threads, threads > 1 ? "s" : "", lim.copy_gbs, threads, threads > 1 ? "s" : "",
+          lim.fma_gflops, threads, torch::get_num_threads(), get_blas ? get_blas() : -1);
+      std::printf(
+          "| workload | luxcpp | PyTorch | PyTorch ÷ luxcpp | luxcpp of limit | PyTorch of "
+          "limit | luxcpp ÷ sgemm | max rel. error |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    }
     for (const auto& w : all) {
       if (!filter.empty() && w.name.find(filter) == std::string::npos) continue;
-      const row r = measure(w, reps, lim);
-      const char* unit = w.kind == workload::memory ? "copy" : "FMA";
-      std::printf("| %s | %.2f ms | %.2f ms | **%.2f** | %.2f %s | %.2f %s | %s | %.1e%s |\n",
-                  r.name.c_str(), r.lux_ms, r.torch_ms, r.torch_ms / r.lux_ms, r.lux_frac, unit,
-                  r.torch_frac, unit,
-                  r.sgemm_frac > 0 ? (std::to_string(r.sgemm_frac).substr(0, 4)).c_str() : "—",
-                  r.error, r.error > 1e-4 ? " **MISMATCH**" : "");
+      const row r = measure(w, reps, lim, sd);
+      const bool memory = w.kind == workload::memory;
+      if (records) {
+        std::printf("R\t%d\t%s\t%s\t%s\t%.6g\t%.6f\t%.6f\t%.3g\n", threads,
+                    sd == side::lux ? "lux" : "torch", r.name.c_str(),
+                    memory ? "memory" : "compute", w.amount,
+                    sd == side::lux ? r.lux_ms : r.torch_ms, r.sgemm_ms, r.error);
+      } else {
+        const char* unit = memory ? "copy" : "FMA";
+        std::printf("| %s | %.2f ms | %.2f ms | **%.2f** | %.2f %s | %.2f %s | %s | %.1e%s |\n",
+                    r.name.c_str(), r.lux_ms, r.torch_ms, r.torch_ms / r.lux_ms, r.lux_frac, unit,
+                    r.torch_frac, unit,
+                    r.sgemm_frac > 0 ? (std::to_string(r.sgemm_frac).substr(0, 4)).c_str() : "—",
+                    r.error, r.error > 1e-4 ? " **MISMATCH**" : "");
+      }
       std::fflush(stdout);
       if (r.error > 1e-4) failed = 1;
     }
