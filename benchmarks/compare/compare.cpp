@@ -1,5 +1,5 @@
-// luxcpp against LibTorch, side by side in one process (built when Debian's libtorch-dev is
-// found; run through benchmarks/compare/run.sh, which also sets the peer's configuration).
+// luxcpp against LibTorch, side by side (built when Debian's libtorch-dev is found; run through
+// benchmarks/compare/run.sh, which also sets the peer's configuration).
 //
 // Each workload runs through luxcpp's public API (the allocating calls a user writes) and through
 // LibTorch's C++ API (ATen: OpenBLAS for GEMMs, oneDNN for convolutions in Debian's build), on the
@@ -7,14 +7,18 @@
 // (batch, features) / (N, C, H, W) tensors over the same memory, so both read identical bytes.
 // Before timing, the outputs (and for forward+backward the input gradient, with relu's
 // derivative taken from luxcpp's output in both so that a pre-activation within rounding of 0
-// cannot flip) must agree to a relative error of 1e-4 (max |Δ| / max(1, max |PyTorch|)). Then the two alternate — lux, torch, lux, torch, … — after warm-up, and
-// the median of the repetitions is reported, at 1 thread and at 2 threads (omp_set_num_threads
-// and torch::set_num_threads both set). In the same run the machine's limits are measured: a
-// 2-thread STREAM-style copy (memory-bound work is reported as a fraction of it: bytes counted
-// once per input and output ÷ time ÷ copy bandwidth), the FMA peak of this core count (xsimd,
-// independent accumulators), and an OpenBLAS sgemm (torch::mm) of each GEMM's shape.
+// cannot flip) must agree to a relative error of 1e-4 (max |Δ| / max(1, max |PyTorch|)); the
+// model workloads are in models.cpp. After warm-up the median of the repetitions is reported, at
+// 1 thread and at 2 threads (omp_set_num_threads, torch::set_num_threads and OpenBLAS's count
+// all set). With --side both the two libraries alternate in this process (a quick look); run.sh
+// times each in its own processes (--side lux, --side torch: tab-separated records, merged by
+// merge.py), so that neither library's thread pool is alive while the other one is timed. In the
+// same run the machine's limits are measured: a 2-thread STREAM-style copy (memory-bound work is
+// reported as a fraction of it: bytes counted once per input and output ÷ time ÷ copy
+// bandwidth), the FMA peak of this core count (xsimd, independent accumulators), and an OpenBLAS
+// sgemm (torch::mm) of each GEMM's shape.
 //
-//   compare_libtorch [--reps 15] [--threads 1,2] [--filter substring]
+//   compare_libtorch [--reps 15] [--threads 1,2] [--filter substring] [--side both|lux|torch]
 #include "common.hpp"
 
 namespace {

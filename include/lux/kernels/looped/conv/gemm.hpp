@@ -2,7 +2,8 @@
 // element types it is written for, a register-blocked GEMM with the weights packed once per call
 // (gemm_packed: the forward and data products), Eigen's sequential blocked GEMM called on the
 // buffers (gemm_engine: the filter product), SIMD row helpers (axpy, add_to, dot), threads and
-// work items, per-thread workspaces and the pixel tiles of a sample. See ../conv.hpp for the implementation as a whole.
+// work items, per-thread workspaces and the pixel tiles of a sample. See ../conv.hpp for the
+// implementation as a whole.
 #pragma once
 
 #include "lux/core/eigen.hpp"  // Eigen, with GCC 12's false AVX-512 warnings silenced

@@ -10,10 +10,11 @@
 // (zero-padded, from x) into a thread buffer that stays in L2 — about 1× the input instead of
 // im2col's ∏K× — and the GEMM reads its columns in place (gemm_packed's column offsets),
 // Y(q, o) = Σ_k window[q − q0 + off(k)]·W(k, o). (Reading a padded copy of the whole input in
-// place instead was slower: hundreds of concurrent streams defeat the hardware prefetcher.) Grid points with o₀ ≥ O₀ or o₁ ≥ O₁ are not output pixels: they are
-// computed (the (K₀ − 1)·d₀ of every Ip₀ — 2 of 58 on a 3×3 layer over 56 columns) and dropped
-// when the tile is copied into y, where the valid points of a run of q are a run of y's pixels,
-// which then gets the bias/activation epilogue.
+// place instead was slower: hundreds of concurrent streams defeat the hardware prefetcher.)
+// Grid points with o₀ ≥ O₀ or o₁ ≥ O₁ are not output pixels: they are computed (the
+// (K₀ − 1)·d₀ of every Ip₀ — 2 of 58 on a 3×3 layer over 56 columns) and dropped when the tile
+// is copied into y, where the valid points of a run of q are a run of y's pixels, which then
+// gets the bias/activation epilogue.
 #pragma once
 
 #include <algorithm>
